@@ -1,0 +1,1 @@
+"""Hermit's domain: providers, usage accounting, profiles, the ledger and analytics."""

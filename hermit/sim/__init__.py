@@ -1,0 +1,1 @@
+"""Simulated upstreams used by tests, benchmarks and demos."""

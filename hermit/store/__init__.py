@@ -1,0 +1,1 @@
+"""Storage: peewee lives only in this package."""

@@ -1,0 +1,278 @@
+"""Synchronous queries over the tables; rows become core records here and nowhere else."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Protocol
+
+import peewee
+
+from hermit.core.models import Activation, AuthProfile, LedgerEntry, Profile, now_ms
+from hermit.store.tables import (
+    ActivationRow,
+    AppStateRow,
+    AuthProfileRow,
+    LedgerRow,
+    ProfileRow,
+    database,
+)
+
+PROFILES_REV = "profiles_rev"
+
+
+class SecretCodec(Protocol):
+    def encrypt(self, value: str) -> str: ...
+    def decrypt(self, value: str) -> str: ...
+
+
+class PlainCodec:
+    """No encryption (only for tests that need it explicitly)."""
+
+    def encrypt(self, value: str) -> str:
+        return value
+
+    def decrypt(self, value: str) -> str:
+        return value
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Conflict(ValueError):
+    pass
+
+
+# -- app state ----------------------------------------------------------------------------
+
+
+def state_get(key: str, default: str | None = None) -> str | None:
+    row = AppStateRow.get_or_none(AppStateRow.key == key)
+    return default if row is None else row.value
+
+
+def state_set(key: str, value: str) -> None:
+    AppStateRow.insert(key=key, value=value).on_conflict(
+        conflict_target=[AppStateRow.key], update={AppStateRow.value: value}
+    ).execute()
+
+
+def _bump_profiles_rev() -> None:
+    current = state_get(PROFILES_REV, "0") or "0"
+    state_set(PROFILES_REV, str(int(current) + 1))
+
+
+def profiles_rev() -> int:
+    return int(state_get(PROFILES_REV, "0") or "0")
+
+
+# -- profiles -----------------------------------------------------------------------------
+
+
+def _profile(row: ProfileRow, codec: SecretCodec | None) -> Profile:
+    key = row.api_key
+    if key and codec is not None:
+        key = codec.decrypt(key)
+    elif key and codec is None:
+        key = None  # caller did not ask for secrets
+    return Profile(
+        id=row.id,
+        name=row.name,
+        provider=row.provider,
+        base_url=row.base_url,
+        model=row.model,
+        api_key=key,
+        default_max_tokens=row.default_max_tokens,
+        allow_client_model_override=bool(row.allow_client_model_override),
+        embedding_model=row.embedding_model,
+        auth_profile_id=row.auth_profile_id,
+        is_active=bool(row.is_active),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        last_activated_at=row.last_activated_at,
+    )
+
+
+def api_key_stored(profile_id: int) -> str | None:
+    """The stored (encrypted) key, for hints computed after decryption by the caller."""
+    row = ProfileRow.get_or_none(ProfileRow.id == profile_id)
+    return None if row is None else row.api_key
+
+
+def list_profiles(codec: SecretCodec | None = None) -> list[Profile]:
+    return [_profile(r, codec) for r in ProfileRow.select().order_by(ProfileRow.id)]
+
+
+def count_profiles() -> int:
+    return ProfileRow.select().count()
+
+
+def find_profile(id_or_name: str | int, codec: SecretCodec | None = None) -> Profile:
+    """By exact name first, then by numeric id."""
+    key = str(id_or_name).strip()
+    row = ProfileRow.get_or_none(ProfileRow.name == key)
+    if row is None and key.isdigit():
+        row = ProfileRow.get_or_none(ProfileRow.id == int(key))
+    if row is None:
+        raise NotFound(f"no profile with id or name {key!r}")
+    return _profile(row, codec)
+
+
+def active_profile(codec: SecretCodec | None = None) -> Profile | None:
+    row = ProfileRow.select().where(ProfileRow.is_active == True).order_by(ProfileRow.id).first()  # noqa: E712
+    return None if row is None else _profile(row, codec)
+
+
+def _name_taken(name: str, exclude_id: int | None = None) -> bool:
+    query = ProfileRow.select().where(ProfileRow.name == name)
+    if exclude_id is not None:
+        query = query.where(ProfileRow.id != exclude_id)
+    return query.exists()
+
+
+def create_profile(fields: dict[str, Any], codec: SecretCodec) -> Profile:
+    with database.atomic():
+        if _name_taken(fields["name"]):
+            raise Conflict(f"a profile named {fields['name']!r} already exists")
+        ts = now_ms()
+        values = dict(fields)
+        if values.get("api_key"):
+            values["api_key"] = codec.encrypt(values["api_key"])
+        try:
+            row = ProfileRow.create(created_at=ts, updated_at=ts, is_active=False, **values)
+        except peewee.IntegrityError:
+            raise Conflict(f"a profile named {fields['name']!r} already exists") from None
+        _bump_profiles_rev()
+    return _profile(row, codec)
+
+
+def update_profile(profile_id: int, fields: dict[str, Any], codec: SecretCodec) -> Profile:
+    with database.atomic():
+        row = ProfileRow.get_or_none(ProfileRow.id == profile_id)
+        if row is None:
+            raise NotFound(f"no profile with id {profile_id}")
+        if "name" in fields and _name_taken(fields["name"], exclude_id=profile_id):
+            raise Conflict(f"a profile named {fields['name']!r} already exists")
+        for key, value in fields.items():
+            if key == "api_key" and value:
+                value = codec.encrypt(value)
+            setattr(row, key, value)
+        row.updated_at = now_ms()
+        row.save()
+        _bump_profiles_rev()
+    return _profile(row, codec)
+
+
+def delete_profile(profile_id: int) -> None:
+    with database.atomic():
+        row = ProfileRow.get_or_none(ProfileRow.id == profile_id)
+        if row is None:
+            raise NotFound(f"no profile with id {profile_id}")
+        if row.is_active:
+            raise Conflict(f"profile {row.name!r} is active; activate another profile before deleting it")
+        row.delete_instance()
+        _bump_profiles_rev()
+
+
+def activate_profile(profile_id: int, source: str, codec: SecretCodec | None = None) -> Profile:
+    with database.atomic():
+        row = ProfileRow.get_or_none(ProfileRow.id == profile_id)
+        if row is None:
+            raise NotFound(f"no profile with id {profile_id}")
+        ts = now_ms()
+        ProfileRow.update(is_active=False).where(
+            (ProfileRow.is_active == True) & (ProfileRow.id != profile_id)  # noqa: E712
+        ).execute()
+        row.is_active = True
+        row.last_activated_at = ts
+        row.save()
+        ActivationRow.create(profile_id=row.id, profile_name=row.name, activated_at=ts, source=source)
+        _bump_profiles_rev()
+    return _profile(row, codec)
+
+
+def activation_history(limit: int | None = None) -> list[Activation]:
+    query = ActivationRow.select().order_by(ActivationRow.activated_at.desc(), ActivationRow.id.desc())
+    if limit:
+        query = query.limit(limit)
+    return [
+        Activation(r.id, r.profile_id, r.profile_name, r.activated_at, r.source) for r in query
+    ]
+
+
+# -- auth profiles ------------------------------------------------------------------------
+
+
+def _auth(row: AuthProfileRow, codec: SecretCodec | None) -> AuthProfile:
+    token = row.token
+    if token and codec is not None:
+        token = codec.decrypt(token)
+    return AuthProfile(row.id, row.name, row.kind, token, row.created_at, row.updated_at)
+
+
+def list_auth_profiles(codec: SecretCodec | None) -> list[AuthProfile]:
+    return [_auth(r, codec) for r in AuthProfileRow.select().order_by(AuthProfileRow.id)]
+
+
+def get_auth_profile(auth_id: int, codec: SecretCodec | None) -> AuthProfile:
+    row = AuthProfileRow.get_or_none(AuthProfileRow.id == auth_id)
+    if row is None:
+        raise NotFound(f"no auth profile with id {auth_id}")
+    return _auth(row, codec)
+
+
+def upsert_auth_profile(name: str, kind: str, token: str, codec: SecretCodec) -> AuthProfile:
+    ts = now_ms()
+    with database.atomic():
+        row = AuthProfileRow.get_or_none(AuthProfileRow.name == name)
+        if row is None:
+            row = AuthProfileRow.create(name=name, kind=kind, token=codec.encrypt(token), created_at=ts, updated_at=ts)
+        else:
+            row.kind = kind
+            row.token = codec.encrypt(token)
+            row.updated_at = ts
+            row.save()
+    return _auth(row, codec)
+
+
+# -- ledger -------------------------------------------------------------------------------
+
+_LEDGER_COLUMNS = (
+    "request_id", "created_at", "profile_id", "profile_name", "provider", "upstream_model",
+    "client_model", "endpoint", "stream", "status_code", "prompt_tokens", "completion_tokens",
+    "total_tokens", "cached_tokens", "reasoning_tokens", "cache_write_tokens", "upstream_cost_usd",
+    "latency_ms", "ttft_ms", "overhead_ms", "usage_source", "client", "project", "user", "error",
+)
+_LEDGER_FIELDS = [getattr(LedgerRow, c) for c in _LEDGER_COLUMNS] + [LedgerRow.cost_nanousd]
+
+
+def _nanousd(cost: float | None) -> int | None:
+    return None if cost is None else int(round(cost * 1e9))
+
+
+def insert_ledger(entries: Iterable[LedgerEntry]) -> int:
+    """Insert entries in one transaction; returns how many."""
+    rows = [
+        tuple(getattr(e, c) for c in _LEDGER_COLUMNS) + (_nanousd(e.cost_usd),) for e in entries
+    ]
+    if not rows:
+        return 0
+    with database.atomic():
+        for start in range(0, len(rows), 500):
+            LedgerRow.insert_many(rows[start : start + 500], fields=_LEDGER_FIELDS).execute()
+    return len(rows)
+
+
+def ledger_entry(row: dict[str, Any]) -> LedgerEntry:
+    nano = row.pop("cost_nanousd", None)
+    row["cost_usd"] = None if nano is None else nano / 1e9
+    row["stream"] = bool(row["stream"])
+    return LedgerEntry(**row)
+
+
+def recent_ledger(limit: int = 20) -> list[LedgerEntry]:
+    query = LedgerRow.select().order_by(LedgerRow.id.desc()).limit(limit).dicts()
+    return [ledger_entry(r) for r in query]
+
+
+def ledger_count() -> int:
+    return LedgerRow.select().count()

@@ -1,0 +1,55 @@
+"""Build the services every front end shares, from one Settings object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import peewee
+
+from hermit.services.events import EventBus
+from hermit.services.ledger import LedgerWriter
+from hermit.services.profiles import ProfileService
+from hermit.services.secrets import SecretBox
+from hermit.settings import Settings
+from hermit.store.db import open_database
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: peewee.Database
+    box: SecretBox
+    profiles: ProfileService
+    bus: EventBus = field(default_factory=EventBus)
+    writer: LedgerWriter | None = None
+
+    def start_writer(self) -> LedgerWriter:
+        if self.writer is None:
+            self.writer = LedgerWriter()
+        return self.writer
+
+    def make_auth(self, client):
+        """Upstream credentials for targets (API keys; Copilot token exchange)."""
+        from hermit.services.upstream_auth import UpstreamAuth
+
+        return UpstreamAuth(self, client)
+
+    def price(self, entry) -> float | None:
+        """Cost of a ledger entry in USD at today's prices; None when the model has no known price."""
+        return None
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if not self.db.is_closed():
+            self.db.close()
+
+
+def build_services(settings: Settings | None = None, *, bootstrap: bool = True) -> Services:
+    settings = settings or Settings.from_env()
+    db = open_database(settings.database_url)
+    box = SecretBox(settings.env or {})
+    services = Services(settings=settings, db=db, box=box, profiles=ProfileService(settings, box))
+    if bootstrap:
+        services.profiles.bootstrap()
+    return services
