@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -46,8 +47,8 @@ def client(up: FakeUpstreamThread) -> Iterator[httpx.Client]:
         yield c
 
 
-def events(text: str) -> list[object]:
-    out: list[object] = []
+def events(text: str) -> list[Any]:
+    out: list[Any] = []
     for block in text.split("\n\n"):
         if block.startswith("data: "):
             data = block[6:]
@@ -194,14 +195,15 @@ def test_chunked_request_body(up: FakeUpstreamThread, client: httpx.Client) -> N
 
 
 def test_keep_alive_reuses_one_connection(up: FakeUpstreamThread, client: httpx.Client) -> None:
-    before = up.server.connections
+    before = up.connections
     for i in range(5):
         stream = i % 2 == 1
         r = client.post(f"{up.base_url}/chat/completions", json={"model": "m", "stream": stream, "messages": MSGS})
         assert r.status_code == 200
     client.get(f"{up.url('error-500')}/models")
-    assert up.server.connections - before == 1
-    resp = raw(up, b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n" + b"GET /v1/models HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert up.connections - before == 1
+    two = b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/models HTTP/1.1\r\nConnection: close\r\n\r\n"
+    resp = raw(up, two)  # the second request is pipelined behind the first
     assert resp.count(b"HTTP/1.1 200 OK") == 2 and resp.endswith(b"}")
 
 
@@ -210,6 +212,7 @@ def test_malformed_requests_keep_server_alive(up: FakeUpstreamThread, client: ht
     assert raw(up, b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: x\r\n\r\n").startswith(b"HTTP/1.1 400 ")
     assert raw(up, b"POST /v1/embeddings HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").startswith(
         b"HTTP/1.1 400 ")
-    r = client.post(f"{up.base_url}/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    r = client.post(f"{up.base_url}/chat/completions", content=b"{not json",
+                    headers={"content-type": "application/json"})
     assert r.status_code == 400 and "error" in r.json()
     assert client.post(f"{up.base_url}/chat/completions", json={"model": "m"}).status_code == 200

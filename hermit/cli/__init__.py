@@ -117,16 +117,30 @@ def build_parser() -> Parser:
 
     _sub(sub, "providers", "providers", "known providers, aliases and default base URLs")
 
-    try:
-        from hermit.cli.extra import register as register_extra
-    except ImportError:  # pragma: no cover
-        register_extra = None
-    if register_extra is not None:
-        register_extra(sub, _sub)
+    import importlib
+
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        module.register(sub, _sub)
     return parser
 
 
+# Each of these modules defines register(subparsers, add) to add its commands, with
+# handler="module.path:function" (imported only when that command runs).
+COMMAND_MODULES = ("hermit.cli.auth", "hermit.cli.config", "hermit.cli.analytics")
+
+
 def _handler(name: str) -> Callable:
+    if ":" in name:
+        import importlib
+
+        module_path, _, func_name = name.partition(":")
+        return getattr(importlib.import_module(module_path), func_name)
     module_name, _, func = name.partition(".")
     if module_name == "serve":
         from hermit.cli import serve as module
@@ -137,9 +151,7 @@ def _handler(name: str) -> Callable:
     if module_name in ("profiles", "providers"):
         from hermit.cli import profiles as module
         return getattr(module, func or module_name)
-    from hermit.cli import extra
-
-    return extra.handler(name)
+    raise UsageError(f"hermit: unknown command handler {name}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -177,51 +177,60 @@ class SSEEvent:
 
 
 class SSEParser:
-    """Incremental SSE framer that keeps each event's raw bytes for relaying."""
+    """Incremental SSE framer that keeps each event's raw bytes for relaying.
 
-    __slots__ = ("_buf",)
+    Every byte fed ends up in exactly one event's ``raw`` or in ``pending()``, so relaying the raws
+    reproduces the upstream bytes. Blank lines outside an event are kept as a prefix of the next event.
+    A CR that ends a chunk ends its line at once (so a CR-framed event is delivered without waiting for
+    more bytes); an LF that then starts the next chunk completes that CRLF and is skipped.
+    """
+
+    __slots__ = ("_buf", "_pos", "_lines", "_skip_lf")
 
     def __init__(self) -> None:
-        self._buf = b""
+        self._buf = b""  # bytes since the end of the last dispatched event
+        self._pos = 0  # offset in _buf of the first byte not yet split into lines
+        self._lines: list[bytes] = []  # non-blank lines of the event being read
+        self._skip_lf = False  # the last chunk ended in a CR that ended a line
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if not chunk:
+            return []
         buf = self._buf + chunk if self._buf else chunk
+        pos = self._pos
+        if self._skip_lf:
+            self._skip_lf = False
+            if buf[pos] == 0x0A:
+                pos += 1
         events: list[SSEEvent] = []
+        lines = self._lines
         start = 0
         n = len(buf)
-        if b"\r" not in buf:
-            # Fast path: LF-only framing.
-            while True:
-                end = buf.find(b"\n\n", start)
-                if end < 0:
-                    break
-                # A leading lone "\n" (blank line) produces an empty event; skip it.
-                raw = buf[start : end + 2]
-                start = end + 2
-                events.append(SSEEvent(raw, _data_of(raw[:-2].split(b"\n"))))
-            self._buf = buf[start:]
-            return [e for e in events if e.raw.strip() or e.data is not None]
-        # General path: any line ending.
-        pos = 0
-        lines: list[bytes] = []
-        event_start = 0
+        # A CR before the end of `buf` always ends a line, so bytes from `pos` on hold a CR only if
+        # this chunk does: a chunk without one can take the LF-only fast path.
+        any_cr = b"\r" in chunk
         while pos < n:
-            nl = _next_eol(buf, pos)
-            if nl < 0:
+            eol = _next_eol(buf, pos) if any_cr else buf.find(b"\n", pos)
+            if eol < 0:
                 break
-            eol_len = 2 if buf[nl] == 0x0D and nl + 1 < n and buf[nl + 1] == 0x0A else 1
-            if buf[nl] == 0x0D and nl + 1 >= n:
-                break  # a CR at the end might be the first half of CRLF: wait for more
-            line = buf[pos:nl]
-            pos = nl + eol_len
-            if line:
-                lines.append(line)
-            else:
+            nxt = eol + 1
+            if buf[eol] == 0x0D:
+                if nxt < n:
+                    if buf[nxt] == 0x0A:
+                        nxt += 1
+                else:
+                    self._skip_lf = True
+            if eol == pos:
                 if lines:
-                    events.append(SSEEvent(buf[event_start:pos], _data_of(lines)))
-                lines = []
-                event_start = pos
-        self._buf = buf[event_start:]
+                    events.append(SSEEvent(buf[start:nxt], _data_of(lines)))
+                    lines = []
+                    start = nxt
+            else:
+                lines.append(buf[pos:eol])
+            pos = nxt
+        self._buf = buf[start:]
+        self._pos = pos - start
+        self._lines = lines
         return events
 
     def pending(self) -> bytes:
@@ -260,13 +269,17 @@ class StreamAccountant:
 
     __slots__ = (
         "usage_raw", "content_parts", "content_chunks", "error", "finish_reason",
-        "saw_done", "strip_usage_only", "events",
+        "saw_done", "strip_usage_only", "events", "other_parts", "other_chunks",
     )
 
     def __init__(self, strip_usage_only: bool) -> None:
         self.usage_raw: dict | None = None
         self.content_parts: list[str] = []
         self.content_chunks = 0
+        # Generated text that is not delta.content (reasoning, tool-call arguments): billed output,
+        # so it counts towards an estimate, but it is not part of `content`.
+        self.other_parts: list[str] = []
+        self.other_chunks = 0
         self.error: str | None = None
         self.finish_reason: str | None = None
         self.saw_done = False
@@ -301,13 +314,18 @@ class StreamAccountant:
                     if isinstance(text, str) and text:
                         self.content_parts.append(text)
                         self.content_chunks += 1
+                    if _other_text(delta, self.other_parts):
+                        self.other_chunks += 1
                 reason = first.get("finish_reason")
                 if reason:
                     self.finish_reason = reason
         usage = payload.get("usage")
-        if has_counts(usage):
-            self.usage_raw = usage
-            if self.strip_usage_only and isinstance(choices, list) and not choices:
+        if isinstance(usage, dict):
+            if has_counts(usage):
+                self.usage_raw = usage
+            # A usage-only chunk (no choices) reaches only clients that asked for include_usage;
+            # a chunk with empty choices and no usage (Azure's prompt_filter_results) always does.
+            if self.strip_usage_only and not choices and not err:
                 return False
         return True
 
@@ -318,7 +336,31 @@ class StreamAccountant:
     def usage(self, request_body: dict) -> Usage:
         if self.usage_raw is not None:
             return normalize_usage(self.usage_raw)
-        return estimated_usage(request_body, self.content, self.content_chunks)
+        text = self.content
+        if self.other_parts:
+            text = "".join(self.other_parts) + text
+        return estimated_usage(request_body, text, self.content_chunks + self.other_chunks)
+
+
+def _other_text(delta: dict, out: list[str]) -> bool:
+    """Collect a delta's reasoning text and tool-call arguments; True when there was any."""
+    found = False
+    for key in ("reasoning_content", "reasoning"):
+        text = delta.get(key)
+        if isinstance(text, str) and text:
+            out.append(text)
+            found = True
+    calls = delta.get("tool_calls")
+    if isinstance(calls, list):
+        for call in calls:
+            fn = call.get("function") if isinstance(call, dict) else None
+            if isinstance(fn, dict):
+                for key in ("name", "arguments"):
+                    text = fn.get(key)
+                    if isinstance(text, str) and text:
+                        out.append(text)
+                        found = True
+    return found
 
 
 def _error_text(err: Any) -> str:

@@ -336,7 +336,11 @@ class Forwarder:
         t = time.perf_counter()
         try:
             return await self.client.send(request, stream=True)
-        except httpx.TimeoutException:
+        except httpx.HTTPError as exc:
+            if not _timed_out(exc):
+                raise ProxyError(
+                    502, f"upstream unreachable ({_host(url)}): {_describe(exc)}", "upstream_error", "upstream_unreachable"
+                ) from None
             raise ProxyError(
                 504, f"upstream did not answer within {self.settings.request_timeout:g} s ({_host(url)})",
                 "upstream_timeout", "upstream_timeout",
@@ -352,7 +356,11 @@ class Forwarder:
         t = time.perf_counter()
         try:
             return await response.aread()
-        except httpx.TimeoutException:
+        except httpx.HTTPError as exc:
+            if not _timed_out(exc):
+                raise ProxyError(
+                    502, f"upstream broke off its answer: {_describe(exc)}", "upstream_error", "upstream_broken"
+                ) from None
             raise ProxyError(
                 504, f"upstream did not finish its answer within {self.settings.request_timeout:g} s",
                 "upstream_timeout", "upstream_timeout",
@@ -440,11 +448,14 @@ class Forwarder:
                 error = "upstream stream ended in the middle of an event"
             elif not accountant.saw_done and accountant.finish_reason is None:
                 error = "upstream stream ended without finishing"
-        except httpx.TimeoutException:
-            error = f"upstream stream stalled for more than {self.settings.request_timeout:g} s"
-            status = 504
+        except httpx.HTTPError as exc:
             finished = True
-        except (httpx.HTTPError, OSError) as exc:
+            if _timed_out(exc):
+                error = f"upstream stream stalled for more than {self.settings.request_timeout:g} s"
+                status = 504
+            else:
+                error = f"upstream stream broke: {_describe(exc)}"
+        except OSError as exc:
             error = f"upstream stream broke: {_describe(exc)}"
             finished = True
         finally:
@@ -501,7 +512,18 @@ def _as_model_list(payload: Any, target: Target) -> dict:
     return {"object": "list", "data": []}
 
 
+def _timed_out(exc: BaseException) -> bool:
+    """httpx-aiohttp maps every aiohttp connection error to a timeout class; look at the cause."""
+    cause = exc.__cause__
+    if cause is None or isinstance(cause, httpx.HTTPError):
+        return isinstance(exc, httpx.TimeoutException)
+    return isinstance(cause, (asyncio.TimeoutError, TimeoutError)) or "Timeout" in type(cause).__name__
+
+
 def _describe(exc: BaseException) -> str:
+    cause = exc.__cause__
+    if cause is not None and not isinstance(cause, httpx.HTTPError):
+        exc = cause
     text = str(exc).strip()
     name = type(exc).__name__
     if isinstance(exc, httpx.ConnectError) or "Connect" in name:

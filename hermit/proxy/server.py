@@ -79,7 +79,8 @@ class ProxyServer:
 
     def config(self) -> Config:
         config = Config()
-        config.bind = [f"fd://{self._socket.fileno()}"]
+        # hypercorn adopts (and later closes) the descriptor it is given: hand it a duplicate.
+        config.bind = [f"fd://{os.dup(self._socket.fileno())}"]
         config.accesslog = None
         config.errorlog = logging.getLogger("hermit.hypercorn")
         config.graceful_timeout = 5.0

@@ -6,6 +6,9 @@ import argparse
 import asyncio
 import base64
 import collections
+import contextlib
+import dataclasses
+import functools
 import http
 import json
 import math
@@ -21,7 +24,7 @@ from urllib.parse import unquote
 MAX_HEAD = 64 * 1024
 MAX_BODY = 64 * 1024 * 1024
 FIXTURE_PIECE = 64
-WORDS = "Hello from the fake upstream, chunk by chunk.".split()
+WORDS = ("Hello", "from", "the", "fake", "upstream,", "chunk", "by", "chunk.")
 _BAD = object()
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 _J = b"application/json"
@@ -32,6 +35,8 @@ _STREAM_HEAD = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-co
                 b"transfer-encoding: chunked\r\n")
 _ERR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
               404: "not_found_error", 429: "rate_limit_error"}
+_FLAGS = ("nousage", "usagefinish", "cumulative", "garbage", "hang", "close", "rejectstreamoptions")
+_PHRASES = {s.value: s.phrase for s in http.HTTPStatus}
 _prefix_cache: dict[tuple[int, bytes], bytes] = {}
 
 
@@ -43,42 +48,58 @@ class RecordedRequest(NamedTuple):
     json: Any
 
 
+@dataclasses.dataclass(slots=True)
 class Scenario:
-    """Parsed form of a scenario string such as ``slowstream-20+chunks-5``."""
+    """A ``+``-joined scenario such as ``slowstream-20+chunks-5``.
 
-    __slots__ = ("chunks", "cached", "reasoning", "nousage", "usagefinish", "cumulative", "error",
-                 "garbage", "slow", "slowstream", "hang", "close", "rejectstreamoptions", "fixture")
-    FLAGS = ("nousage", "usagefinish", "cumulative", "garbage", "hang", "close", "rejectstreamoptions")
+    Tokens: ok, chunks-N, cached-N, reasoning-N, nousage, usagefinish, cumulative, error-SSS, garbage,
+    slow-S (seconds before headers), slowstream-MS (ms before each event), hang, close,
+    rejectstreamoptions, fixture-NAME (replays ``<fixtures_dir>/NAME.sse`` or ``NAME.json``).
+    """
 
-    def __init__(self, spec: str = "ok", strict: bool = False) -> None:
-        self.chunks, self.cached, self.reasoning, self.error = 8, None, None, None
-        self.slow = self.slowstream = 0.0
-        self.fixture: str | None = None
-        for flag in self.FLAGS:
-            setattr(self, flag, False)
+    chunks: int = 8
+    cached: int | None = None
+    reasoning: int | None = None
+    error: int | None = None
+    slow: float = 0.0
+    slowstream: float = 0.0  # seconds before each streamed event
+    fixture: str | None = None
+    nousage: bool = False
+    usagefinish: bool = False
+    cumulative: bool = False
+    garbage: bool = False
+    hang: bool = False
+    close: bool = False
+    rejectstreamoptions: bool = False
+
+    @classmethod
+    def parse(cls, spec: str, strict: bool = False) -> Scenario:
+        """Unknown tokens raise ValueError when ``strict`` (path prefix) and are ignored otherwise (model)."""
+        sc = cls()
         for tok in spec.split("+"):
             tok = tok.strip()
             name, _, arg = tok.partition("-")
             try:
                 if tok in ("", "ok", "embeddings"):
                     pass
-                elif tok in self.FLAGS:
-                    setattr(self, tok, True)
+                elif tok in _FLAGS:
+                    setattr(sc, tok, True)
                 elif name == "fixture" and arg and not arg.startswith(".") and "/" not in arg and "\\" not in arg:
-                    self.fixture = arg
+                    sc.fixture = arg
                 elif name == "chunks":
-                    self.chunks = min(max(int(arg), 0), 100_000) if arg else 8
+                    sc.chunks = min(max(int(arg), 0), 100_000) if arg else 8
                 elif name in ("cached", "reasoning") and int(arg) >= 0:
-                    setattr(self, name, int(arg))
+                    setattr(sc, name, int(arg))
                 elif name == "error" and 200 <= int(arg) <= 599:
-                    self.error = int(arg)
+                    sc.error = int(arg)
                 elif name in ("slow", "slowstream") and 0 <= float(arg) < 1e6:
-                    setattr(self, name, float(arg) if name == "slow" else float(arg) / 1000)
+                    setattr(sc, name, float(arg) if name == "slow" else float(arg) / 1000)
                 else:
                     raise ValueError(tok)
             except ValueError:
                 if strict:
                     raise ValueError(f"unknown scenario token {tok!r}") from None
+        return sc
 
     @property
     def is_async(self) -> bool:
@@ -93,7 +114,7 @@ def _scenario(spec: str, strict: bool, cache: dict[tuple[str, bool], Scenario]) 
     if sc is None:
         if len(cache) > 4096:
             cache.clear()
-        sc = cache[(spec, strict)] = Scenario(spec, strict)
+        sc = cache[(spec, strict)] = Scenario.parse(spec, strict)
     return sc
 
 
@@ -102,18 +123,11 @@ def error_body(message: str, type_: str = "invalid_request_error", param: str | 
     return _dumps({"error": {"message": message, "type": type_, "param": param, "code": code}}).encode()
 
 
-def _phrase(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
-
-
 def _prefix(status: int, ctype: bytes) -> bytes:
     p = _prefix_cache.get((status, ctype))
     if p is None:
-        p = _prefix_cache[(status, ctype)] = (
-            f"HTTP/1.1 {status} {_phrase(status)}\r\ncontent-type: ".encode() + ctype + b"\r\ncontent-length: ")
+        line = f"HTTP/1.1 {status} {_PHRASES.get(status, 'Unknown')}\r\ncontent-type: ".encode()
+        p = _prefix_cache[(status, ctype)] = line + ctype + b"\r\ncontent-length: "
     return p
 
 
@@ -136,8 +150,9 @@ def prompt_tokens(messages: Any) -> int:
     return n
 
 
-def _pieces(n: int) -> list[str]:
-    return [(" " if i else "") + WORDS[i % len(WORDS)] for i in range(n)]
+@functools.lru_cache(maxsize=64)
+def _pieces(n: int) -> tuple[str, ...]:
+    return tuple((" " if i else "") + WORDS[i % len(WORDS)] for i in range(n))
 
 
 def _usage(prompt: int, words: int, sc: Scenario) -> dict[str, Any]:
@@ -181,10 +196,8 @@ class FakeUpstream:
         if tasks:
             await asyncio.wait(tasks, timeout=2)
         if self._server is not None:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
-            except asyncio.TimeoutError:
-                pass
             self._server = None
 
     @property
@@ -210,7 +223,7 @@ class FakeUpstream:
         if sc.error is not None:
             s = sc.error
             typ = _ERR_TYPES.get(s, "server_error" if s >= 500 else "invalid_request_error")
-            return s, _J, error_body(f"Fake upstream error: HTTP {s} {_phrase(s)}", typ,
+            return s, _J, error_body(f"Fake upstream error: HTTP {s} {_PHRASES.get(s, '')}".strip(), typ,
                                      code="rate_limit_exceeded" if s == 429 else str(s))
         if sc.garbage:
             return 200, b"text/html", b"<html>oops</html>"
@@ -236,7 +249,7 @@ class FakeUpstream:
             res["usage"] = _usage(prompt, len(pieces), sc)
         return 200, _J, _dumps(res).encode()
 
-    def _stream(self, model: str, prompt: int, pieces: list[str], sc: Scenario, include: bool) -> list[bytes]:
+    def _stream(self, model: str, prompt: int, pieces: tuple[str, ...], sc: Scenario, include: bool) -> list[bytes]:
         head = (f'data: {{"id":"{self.next_id("chatcmpl")}","object":"chat.completion.chunk",'
                 f'"created":{int(time.time())},"model":{_dumps(model)},"system_fingerprint":"fp_fake","choices":')
         inline = not sc.nousage and (sc.usagefinish or sc.cumulative)
@@ -298,13 +311,13 @@ _ROUTES = {("POST", "/chat/completions"): "chat", ("POST", "/embeddings"): "embe
 
 def _parse_chunked(buf: bytearray, pos: int) -> tuple[bytes, int] | None:
     """Decode a chunked body starting at ``pos``; None if incomplete, ValueError if malformed."""
-    out = []
+    out: list[bytes] = []
     while True:
         nl = buf.find(b"\r\n", pos)
         if nl < 0:
             return None
         size = int(bytes(buf[pos:nl]).split(b";", 1)[0].strip(), 16)
-        if size < 0 or len(out) > 100_000:
+        if not 0 <= size <= MAX_BODY or len(out) > 100_000:
             raise ValueError("bad chunk")
         pos = nl + 2
         if size == 0:
@@ -491,12 +504,12 @@ class _Conn(asyncio.Protocol):
                 asyncio.get_running_loop().call_soon(self.process)
 
 
-class FakeUpstreamThread:
-    """Run a FakeUpstream on its own event loop in a daemon thread (sync context manager for tests)."""
+class FakeUpstreamThread(FakeUpstream):
+    """A FakeUpstream running on its own event loop in a daemon thread (sync context manager for tests)."""
 
     def __init__(self, fixtures_dir: str | Path | None = None, record: bool = True, host: str = "127.0.0.1",
                  port: int = 0, start_timeout: float = 10.0) -> None:
-        self.server = FakeUpstream(fixtures_dir, record)
+        super().__init__(fixtures_dir, record)
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -512,41 +525,21 @@ class FakeUpstreamThread:
     def _run(self, host: str, port: int) -> None:
         loop = self._loop
         try:
-            loop.run_until_complete(self.server.start(host, port))
+            loop.run_until_complete(self.start(host, port))
         except BaseException as exc:  # reported to the starting thread
             self._error = exc
         self._ready.set()
         try:
             if self._error is None:
                 loop.run_forever()
-                loop.run_until_complete(self.server.stop())
+                loop.run_until_complete(self.stop())
         finally:
             loop.close()
 
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    @property
-    def base_url(self) -> str:
-        return self.server.base_url
-
-    @property
-    def requests(self) -> collections.deque[RecordedRequest]:
-        return self.server.requests
-
-    def url(self, scenario: str) -> str:
-        return self.server.url(scenario)
-
-    def clear(self) -> None:
-        self.server.clear()
-
     def close(self) -> None:
         if self._thread.is_alive() and not self._loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):  # loop closed meanwhile
                 self._loop.call_soon_threadsafe(self._loop.stop)
-            except RuntimeError:
-                pass
             self._thread.join(10)
 
     def __enter__(self) -> FakeUpstreamThread:

@@ -74,7 +74,6 @@ def _connect(url: str) -> peewee.Database:
             password=unquote(parsed.password) if parsed.password else None,
             host=parsed.hostname or None,
             port=parsed.port or None,
-            autorollback=True,
         )
     raise StoreError(
         f"unsupported database URL {describe_url(url)!r}: use sqlite:///PATH or postgresql://user:pass@host:port/db"
