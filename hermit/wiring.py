@@ -36,7 +36,20 @@ class Services:
 
     def price(self, entry) -> float | None:
         """Cost of a ledger entry in USD at today's prices; None when the model has no known price."""
-        return None
+        pricing = self.pricing
+        return None if pricing is None else pricing.cost(entry)
+
+    @property
+    def pricing(self):
+        """The pricing service (issue 4); None until it exists."""
+        if "_pricing" not in self.__dict__:
+            try:
+                from hermit.services.pricing import PricingService
+            except ModuleNotFoundError:
+                self.__dict__["_pricing"] = None
+            else:
+                self.__dict__["_pricing"] = PricingService(self)
+        return self.__dict__["_pricing"]
 
     def close(self) -> None:
         if self.writer is not None:

@@ -99,7 +99,18 @@ def create_app(services, forwarder: Forwarder) -> Quart:
             content_type="application/json",
         )
 
-    from hermit.proxy import admin_routes
+    import importlib
 
-    admin_routes.register(app, services, forwarder)
+    for module_name in ROUTE_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        module.register(app, services, forwarder)
     return app
+
+
+# Each defines register(app, services, forwarder); admin_routes also installs the admin-token guard.
+ROUTE_MODULES = ("hermit.proxy.admin_routes", "hermit.proxy.analytics_routes")
