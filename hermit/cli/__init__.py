@@ -117,15 +117,9 @@ def build_parser() -> Parser:
 
     _sub(sub, "providers", "providers", "known providers, aliases and default base URLs")
 
-    import importlib
+    from hermit.plugins import present
 
-    for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
+    for module in present(COMMAND_MODULES):
         module.register(sub, _sub)
     return parser
 

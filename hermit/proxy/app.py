@@ -99,15 +99,9 @@ def create_app(services, forwarder: Forwarder) -> Quart:
             content_type="application/json",
         )
 
-    import importlib
+    from hermit.plugins import present
 
-    for module_name in ROUTE_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
+    for module in present(ROUTE_MODULES):
         module.register(app, services, forwarder)
     return app
 

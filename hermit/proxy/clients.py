@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _KNOWN = (
     (re.compile(r"^OpenAI/Python", re.I), "openai-python"),
@@ -37,7 +38,12 @@ _TOKEN = re.compile(r"^([A-Za-z0-9._-]{1,40})")
 def client_name(explicit: str | None, user_agent: str | None) -> str | None:
     if explicit and explicit.strip():
         return explicit.strip()[:100]
-    ua = (user_agent or "").strip()
+    return _from_user_agent(user_agent or "")
+
+
+@lru_cache(maxsize=512)
+def _from_user_agent(user_agent: str) -> str | None:
+    ua = user_agent.strip()
     if not ua:
         return None
     for pattern, name in _KNOWN:

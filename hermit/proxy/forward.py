@@ -336,18 +336,10 @@ class Forwarder:
         t = time.perf_counter()
         try:
             return await self.client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            if not _timed_out(exc):
-                raise ProxyError(
-                    502, f"upstream unreachable ({_host(url)}): {_describe(exc)}", "upstream_error", "upstream_unreachable"
-                ) from None
-            raise ProxyError(
-                504, f"upstream did not answer within {self.settings.request_timeout:g} s ({_host(url)})",
-                "upstream_timeout", "upstream_timeout",
-            ) from None
         except (httpx.HTTPError, OSError) as exc:
-            raise ProxyError(
-                502, f"upstream unreachable ({_host(url)}): {_describe(exc)}", "upstream_error", "upstream_unreachable"
+            raise self._upstream_failure(
+                exc, f"upstream unreachable ({_host(url)})", "upstream_unreachable",
+                f"upstream did not answer within {self.settings.request_timeout:g} s ({_host(url)})",
             ) from None
         finally:
             call.upstream_wait += time.perf_counter() - t
@@ -356,22 +348,21 @@ class Forwarder:
         t = time.perf_counter()
         try:
             return await response.aread()
-        except httpx.HTTPError as exc:
-            if not _timed_out(exc):
-                raise ProxyError(
-                    502, f"upstream broke off its answer: {_describe(exc)}", "upstream_error", "upstream_broken"
-                ) from None
-            raise ProxyError(
-                504, f"upstream did not finish its answer within {self.settings.request_timeout:g} s",
-                "upstream_timeout", "upstream_timeout",
-            ) from None
         except (httpx.HTTPError, OSError) as exc:
-            raise ProxyError(
-                502, f"upstream broke off its answer: {_describe(exc)}", "upstream_error", "upstream_broken"
+            raise self._upstream_failure(
+                exc, "upstream broke off its answer", "upstream_broken",
+                f"upstream did not finish its answer within {self.settings.request_timeout:g} s",
             ) from None
         finally:
             call.upstream_wait += time.perf_counter() - t
             await response.aclose()
+
+    @staticmethod
+    def _upstream_failure(exc: BaseException, broken: str, code: str, slow: str) -> ProxyError:
+        """502 for a connection that failed or broke, 504 for one that timed out."""
+        if _timed_out(exc):
+            return ProxyError(504, slow, "upstream_timeout", "upstream_timeout")
+        return ProxyError(502, f"{broken}: {_describe(exc)}", "upstream_error", code)
 
     def _response_headers(self, call: Call, response: httpx.Response, content_type: str) -> list[tuple[str, str]]:
         headers = [("content-type", content_type)]
