@@ -277,9 +277,9 @@ class Forwarder:
             cached = self._loop_cache[target.base_url] = _same_endpoint(target.base_url, self.listen)
         return cached
 
-    async def _headers_for(self, target: Target) -> tuple[str, dict[str, str]]:
+    async def _headers_for(self, target: Target, body: dict | None = None) -> tuple[str, dict[str, str]]:
         try:
-            return await self.auth.resolve(target)
+            return await self.auth.resolve(target, body)
         except AuthError as exc:
             raise ProxyError(502, str(exc), "upstream_auth_error", "upstream_auth") from None
 
@@ -297,7 +297,7 @@ class Forwarder:
             )
         path = target.provider.chat_path if call.endpoint == "chat" else target.provider.embeddings_path
         try:
-            base_url, headers = await self._headers_for(target)
+            base_url, headers = await self._headers_for(target, body)
         except ProxyError as exc:
             return self._fail(call, exc)
         url = base_url.rstrip("/") + path
@@ -313,6 +313,12 @@ class Forwarder:
                     response = await self._send(call, url, headers, payload)
                 else:
                     return self._passthrough_error(call, response, text.encode())
+            if response.status_code == 401 and await self.auth.refused(target, headers):
+                # Exchanged credentials (Copilot) went stale: one retry with fresh ones.
+                await self._read(call, response)
+                base_url, headers = await self._headers_for(target, body)
+                url = base_url.rstrip("/") + path
+                response = await self._send(call, url, headers, payload)
         except ProxyError as exc:
             return self._fail(call, exc)
 
@@ -414,9 +420,10 @@ class Forwarder:
         status = 200
         error: str | None = None
         finished = False
+        recorded = False
         progress_every = 16
         next_progress = progress_every
-        chunks = response.aiter_raw().__aiter__()
+        chunks = response.aiter_bytes().__aiter__()  # decoded: the relay carries no content-encoding
         try:
             while True:
                 t = time.perf_counter()
@@ -427,6 +434,14 @@ class Forwarder:
                 finally:
                     call.upstream_wait += time.perf_counter() - t
                 out = [event.raw for event in parser.feed(chunk) if accountant.observe(event)]
+                if accountant.saw_done and not recorded:
+                    # [DONE] completes the answer: write its row before the client can read it. SDKs hang
+                    # up right after [DONE]; that must not turn a complete request into a 499.
+                    recorded = True
+                    if call.ttft is None:
+                        call.ttft = time.perf_counter() - call.started
+                    done_error = f"upstream error event: {accountant.error}" if accountant.error else None
+                    self._record(call, 200, accountant.usage(call.body or {}), done_error)
                 if out:
                     if call.ttft is None and accountant.events:
                         call.ttft = time.perf_counter() - call.started
@@ -457,11 +472,12 @@ class Forwarder:
                 asyncio.get_running_loop().create_task(response.aclose())
             else:
                 await response.aclose()
-            if accountant.error and not error:
-                error = f"upstream error event: {accountant.error}"
-            elif accountant.error:
-                error = f"{error}; upstream error event: {accountant.error}"
-            self._record(call, status, accountant.usage(call.body or {}), error)
+            if not recorded:
+                if accountant.error and not error:
+                    error = f"upstream error event: {accountant.error}"
+                elif accountant.error:
+                    error = f"{error}; upstream error event: {accountant.error}"
+                self._record(call, status, accountant.usage(call.body or {}), error)
 
     # -- /v1/models ------------------------------------------------------------------------
 
