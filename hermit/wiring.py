@@ -8,7 +8,7 @@ import peewee
 
 from hermit.services.events import EventBus
 from hermit.services.ledger import LedgerWriter
-from hermit.services.profiles import ProfileService
+from hermit.services.profiles import AuthProfileService, ProfileService
 from hermit.services.secrets import SecretBox
 from hermit.settings import Settings
 from hermit.store.db import open_database
@@ -22,6 +22,18 @@ class Services:
     profiles: ProfileService
     bus: EventBus = field(default_factory=EventBus)
     writer: LedgerWriter | None = None
+    auth_profiles: AuthProfileService | None = None
+
+    def __post_init__(self) -> None:
+        if self.auth_profiles is None:
+            self.auth_profiles = AuthProfileService(self.settings, self.box)
+
+    @property
+    def config(self):
+        """Settings persisted in the database (log level)."""
+        from hermit.services.config import ConfigService
+
+        return ConfigService()
 
     def start_writer(self) -> LedgerWriter:
         if self.writer is None:
@@ -63,6 +75,21 @@ def build_services(settings: Settings | None = None, *, bootstrap: bool = True) 
     db = open_database(settings.database_url)
     box = SecretBox(settings.env or {})
     services = Services(settings=settings, db=db, box=box, profiles=ProfileService(settings, box))
+    _encrypt_plaintext_secrets(box)
     if bootstrap:
         services.profiles.bootstrap()
     return services
+
+
+def _encrypt_plaintext_secrets(box: SecretBox) -> None:
+    """An older database kept keys and tokens in plain text: encrypt them once, when it is opened."""
+    from hermit.services.secrets import PREFIX
+    from hermit.store import repos
+
+    count = repos.encrypt_plaintext_secrets(box, PREFIX)
+    if count:
+        import logging
+
+        logging.getLogger("hermit.secrets").warning(
+            "encrypted %d secret(s) stored in plain text by an older version (key: %s)", count, box.source
+        )

@@ -11,8 +11,25 @@ FIELD_FLAGS = (
 )
 
 
+def read_secret(value: str | None, flag: str) -> str | None:
+    """`--api-key -` (or `--github-token -`) reads the secret from standard input, out of ps and shell history."""
+    if value != "-":
+        return value
+    import sys
+
+    from hermit.cli import UsageError
+
+    line = sys.stdin.readline().strip()
+    if not line:
+        raise UsageError(f"hermit: {flag} - expects the secret on standard input, and none came")
+    return line
+
+
 def _fields(args) -> dict:
-    return {key: getattr(args, key, None) for key in FIELD_FLAGS if getattr(args, key, None) is not None}
+    fields = {key: getattr(args, key, None) for key in FIELD_FLAGS if getattr(args, key, None) is not None}
+    if "api_key" in fields:
+        fields["api_key"] = read_secret(fields["api_key"], "--api-key")
+    return fields
 
 
 def _print_profiles(services, profiles, as_json: bool) -> None:
@@ -93,18 +110,14 @@ def _quick_test(services, target) -> None:
 
 
 def add(args) -> int:
-    from hermit.services.profiles import clean_fields, resolve_target
+    from hermit.services.profiles import clean_fields, draft_profile
 
-    services = services_from(args)
     fields = clean_fields(_fields(args), creating=True)
+    services = services_from(args)
+    services.profiles.ensure_name_free(fields["name"])
+    services.profiles.check_references(fields)
     if not args.skip_test:
-        from hermit.core.models import Profile
-
-        draft = Profile(0, fields["name"], fields["provider"], fields.get("base_url"), fields.get("model"),
-                        fields.get("api_key"), fields.get("default_max_tokens"),
-                        bool(fields.get("allow_client_model_override")), fields.get("embedding_model"),
-                        fields.get("auth_profile_id"), False, 0, 0, None)
-        _quick_test(services, resolve_target(draft, services.settings.env or {}))
+        _quick_test(services, services.profiles.target(draft_profile(fields)))
     profile = services.profiles.add(fields)
     if args.activate:
         profile = services.profiles.activate(profile.id, "cli")
@@ -113,16 +126,16 @@ def add(args) -> int:
 
 
 def update(args) -> int:
-    from dataclasses import replace
+    from hermit.services.profiles import CONNECTION_FIELDS, clean_fields, draft_profile
 
-    from hermit.services.profiles import clean_fields
-
+    changes = clean_fields(_fields(args), creating=False)
     services = services_from(args)
     existing = services.profiles.get(args.id_or_name)
-    changes = clean_fields(_fields(args), creating=False)
-    if not args.skip_test and changes:
-        draft = replace(existing, **changes)
-        _quick_test(services, services.profiles.target(draft))
+    services.profiles.ensure_name_free(changes.get("name"), existing.id)
+    services.profiles.check_references(changes)
+    needs_test = any(k in changes for k in CONNECTION_FIELDS) or (args.activate and not existing.is_active)
+    if not args.skip_test and needs_test:
+        _quick_test(services, services.profiles.target(draft_profile(changes, existing)))
     profile = services.profiles.update(existing.id, changes)
     if args.activate:
         profile = services.profiles.activate(profile.id, "cli")
@@ -155,21 +168,25 @@ def activate(args) -> int:
 
 
 def test(args) -> int:
-    from hermit.cli import Failed, UsageError
-    from hermit.core.models import Profile
-    from hermit.services.probe import run_probe
-    from hermit.services.profiles import clean_fields, resolve_target
+    import sys
 
+    from hermit.cli import Failed, UsageError
+    from hermit.services.probe import run_probe
+    from hermit.services.profiles import clean_fields, draft_profile
+
+    given = _fields(args)
+    definition = {k: v for k, v in given.items() if k != "name"}
+    if args.saved and definition:
+        raise UsageError("hermit profiles test: give either --saved ID_OR_NAME or a definition (--provider ...), not both")
+    if not args.saved and not args.provider:
+        raise UsageError("hermit profiles test: give --saved ID_OR_NAME, or --provider (with --base-url, --model, --api-key)")
+    fields = None if args.saved else clean_fields({**given, "name": args.name or "unsaved-test"}, creating=True)
     services = services_from(args)
     if args.saved:
         target = services.profiles.target(services.profiles.get(args.saved))
     else:
-        if not args.provider:
-            raise UsageError("hermit profiles test: give --saved ID_OR_NAME, or --provider (with --base-url, --model, --api-key)")
-        fields = clean_fields({**_fields(args), "name": args.name or "unsaved-test"}, creating=True)
-        draft = Profile(0, fields["name"], fields["provider"], fields.get("base_url"), fields.get("model"),
-                        fields.get("api_key"), None, False, None, fields.get("auth_profile_id"), False, 0, 0, None)
-        target = resolve_target(draft, services.settings.env or {})
+        services.profiles.check_references(fields)
+        target = services.profiles.target(draft_profile(fields))
     result = run_probe(services, target)
     if wants_json(args):
         print_json(result.to_json())
@@ -177,6 +194,7 @@ def test(args) -> int:
         print(f"ok: {target.provider.name} {result.model} answered {result.status_code} in {result.latency_ms:.0f} ms")
     if not result.ok:
         if wants_json(args):
+            print(f"hermit: quick test failed: {result.message}", file=sys.stderr)
             return 1
         raise Failed(f"quick test failed: {result.message}")
     return 0

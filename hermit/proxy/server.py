@@ -45,6 +45,7 @@ class ProxyServer:
         self.active = ActiveTarget(services.profiles, self.db_executor, self._set_target)
         self.app = create_app(services, self.forwarder)
         self.app.extensions["hermit.executor"] = self.db_executor
+        self.app.extensions["hermit.active"] = self.active  # management routes refresh it after a switch
         self._stop = asyncio.Event()
         self.started = asyncio.Event()
         self.state = "stopped"

@@ -15,6 +15,33 @@ class SecretKeyError(RuntimeError):
     """A stored secret cannot be decrypted with the key at hand."""
 
 
+class LockedSecret(str):
+    """Stands in for a stored secret that cannot be decrypted here (the database moved without its key).
+
+    It is an empty string, so code that does not know about it sees "no secret" and never sends
+    anything; code that needs the secret checks `isinstance(value, LockedSecret)` and raises
+    SecretKeyError(value.error), a message that says what to do.
+    """
+
+    error: str
+
+    def __new__(cls, error: str) -> "LockedSecret":
+        obj = super().__new__(cls, "")
+        obj.error = error
+        return obj
+
+
+def is_encrypted(value: str | None) -> bool:
+    return bool(value) and value.startswith(PREFIX)
+
+
+def require(value: str | None) -> str | None:
+    """The secret itself, or SecretKeyError when it is locked."""
+    if isinstance(value, LockedSecret):
+        raise SecretKeyError(value.error)
+    return value
+
+
 def config_dir(env: Mapping[str, str]) -> Path:
     if env.get("HERMIT_CONFIG_DIR"):
         return Path(env["HERMIT_CONFIG_DIR"]).expanduser()
@@ -58,13 +85,17 @@ class SecretBox:
             elif create:
                 path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 key = Fernet.generate_key()
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(key + b"\n")
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                except FileExistsError:  # another process created it first: use theirs
+                    key = path.read_bytes().strip()
+                else:
+                    with os.fdopen(fd, "wb") as fh:
+                        fh.write(key + b"\n")
             else:
                 raise SecretKeyError(
-                    f"this database holds encrypted secrets but no key was found: set HERMIT_SECRET_KEY "
-                    f"or restore the key file {path}"
+                    f"this database holds encrypted secrets but their key is missing (the database was moved "
+                    f"without it): set HERMIT_SECRET_KEY, restore the key file {path}, or re-enter the secret"
                 )
         try:
             self._fernet = Fernet(key)
@@ -78,6 +109,18 @@ class SecretBox:
         token = self._load(create=True).encrypt(value.encode())
         return PREFIX + token.decode()
 
+    def reveal(self, value: str) -> str:
+        """Like decrypt, but a secret that cannot be decrypted becomes a LockedSecret instead of an error."""
+        try:
+            return self.decrypt(value)
+        except SecretKeyError as exc:
+            return LockedSecret(str(exc))
+
+    @property
+    def reader(self) -> "RevealingCodec":
+        """A codec for the store whose reads never fail (see LockedSecret); writes encrypt."""
+        return RevealingCodec(self)
+
     def decrypt(self, value: str) -> str:
         if not value.startswith(PREFIX):
             return value  # plain text from an older database (re-encrypted when opened)
@@ -90,3 +133,14 @@ class SecretBox:
                 f"a stored secret cannot be decrypted with the key from {self.source}: the database was "
                 f"moved without its key; set HERMIT_SECRET_KEY to the original key or re-enter the secret"
             ) from None
+
+
+class RevealingCodec:
+    def __init__(self, box: SecretBox) -> None:
+        self.box = box
+
+    def encrypt(self, value: str) -> str:
+        return self.box.encrypt(value)
+
+    def decrypt(self, value: str) -> str:
+        return self.box.reveal(value)

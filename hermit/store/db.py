@@ -62,6 +62,7 @@ def _connect(url: str) -> peewee.Database:
                 "cache_size": -16_000,
             },
             timeout=BUSY_TIMEOUT_MS / 1000,
+            lock_type="IMMEDIATE",  # writers queue on busy_timeout instead of failing on upgrade
         )
     if scheme in ("postgres", "postgresql", "postgresql+psycopg2"):
         try:

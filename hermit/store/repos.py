@@ -42,6 +42,16 @@ class Conflict(ValueError):
     pass
 
 
+def write_transaction():
+    """A transaction that reads then writes. On SQLite it starts IMMEDIATE (waiting on the busy
+    timeout for other writers) so it cannot fail at once with "database is locked" when another
+    connection committed between its first read and its first write (WAL snapshots)."""
+    db = database.obj
+    if isinstance(db, peewee.SqliteDatabase):
+        return database.atomic("IMMEDIATE")
+    return database.atomic()
+
+
 # -- app state ----------------------------------------------------------------------------
 
 
@@ -113,7 +123,7 @@ def find_profile(id_or_name: str | int, codec: SecretCodec | None = None) -> Pro
     if row is None and key.isdigit():
         row = ProfileRow.get_or_none(ProfileRow.id == int(key))
     if row is None:
-        raise NotFound(f"no profile with id or name {key!r}")
+        raise NotFound(f"no profile with id or name {key!r} (see `hermit profiles list`)")
     return _profile(row, codec)
 
 
@@ -130,7 +140,7 @@ def _name_taken(name: str, exclude_id: int | None = None) -> bool:
 
 
 def create_profile(fields: dict[str, Any], codec: SecretCodec) -> Profile:
-    with database.atomic():
+    with write_transaction():
         if _name_taken(fields["name"]):
             raise Conflict(f"a profile named {fields['name']!r} already exists")
         ts = now_ms()
@@ -146,7 +156,7 @@ def create_profile(fields: dict[str, Any], codec: SecretCodec) -> Profile:
 
 
 def update_profile(profile_id: int, fields: dict[str, Any], codec: SecretCodec) -> Profile:
-    with database.atomic():
+    with write_transaction():
         row = ProfileRow.get_or_none(ProfileRow.id == profile_id)
         if row is None:
             raise NotFound(f"no profile with id {profile_id}")
@@ -163,7 +173,7 @@ def update_profile(profile_id: int, fields: dict[str, Any], codec: SecretCodec) 
 
 
 def delete_profile(profile_id: int) -> None:
-    with database.atomic():
+    with write_transaction():
         row = ProfileRow.get_or_none(ProfileRow.id == profile_id)
         if row is None:
             raise NotFound(f"no profile with id {profile_id}")
@@ -174,7 +184,7 @@ def delete_profile(profile_id: int) -> None:
 
 
 def activate_profile(profile_id: int, source: str, codec: SecretCodec | None = None) -> Profile:
-    with database.atomic():
+    with write_transaction():
         row = ProfileRow.get_or_none(ProfileRow.id == profile_id)
         if row is None:
             raise NotFound(f"no profile with id {profile_id}")
@@ -220,9 +230,73 @@ def get_auth_profile(auth_id: int, codec: SecretCodec | None) -> AuthProfile:
     return _auth(row, codec)
 
 
+def find_auth_profile(id_or_name: str | int, codec: SecretCodec | None) -> AuthProfile:
+    """By exact name first, then by numeric id."""
+    key = str(id_or_name).strip()
+    row = AuthProfileRow.get_or_none(AuthProfileRow.name == key)
+    if row is None and key.isdigit():
+        row = AuthProfileRow.get_or_none(AuthProfileRow.id == int(key))
+    if row is None:
+        raise NotFound(f"no auth profile with id or name {key!r} (see `hermit auth list`)")
+    return _auth(row, codec)
+
+
+def auth_profile_exists(auth_id: int) -> bool:
+    return AuthProfileRow.select().where(AuthProfileRow.id == auth_id).exists()
+
+
+def auth_profile_token(auth_id: int) -> str | None:
+    """The stored (encrypted) token of one auth profile; NotFound when it does not exist."""
+    row = AuthProfileRow.get_or_none(AuthProfileRow.id == auth_id)
+    if row is None:
+        raise NotFound(f"no auth profile with id {auth_id} (see `hermit auth list`)")
+    return row.token
+
+
+def save_auth_profile(name: str, kind: str, token: str, codec: SecretCodec) -> tuple[AuthProfile, bool]:
+    """Create the auth profile, or replace the token of the one with that name; (profile, created)."""
+    with write_transaction():
+        created = not AuthProfileRow.select().where(AuthProfileRow.name == name).exists()
+        profile = upsert_auth_profile(name, kind, token, codec)
+    return profile, created
+
+
+def encrypt_plaintext_secrets(codec: SecretCodec, prefix: str) -> int:
+    """Encrypt, once, any API key or token stored in plain text by an older Hermit; returns how many.
+
+    The old plain text is overwritten on disk too (secure_delete, then a WAL checkpoint on SQLite).
+    """
+    profiles = [
+        r for r in ProfileRow.select(ProfileRow.id, ProfileRow.api_key).where(ProfileRow.api_key.is_null(False))
+        if r.api_key and not r.api_key.startswith(prefix)
+    ]
+    auths = [
+        r for r in AuthProfileRow.select(AuthProfileRow.id, AuthProfileRow.token).where(AuthProfileRow.token.is_null(False))
+        if r.token and not r.token.startswith(prefix)
+    ]
+    if not profiles and not auths:
+        return 0
+    db = database.obj
+    sqlite = isinstance(db, peewee.SqliteDatabase)
+    if sqlite:
+        db.execute_sql("PRAGMA secure_delete = ON")
+    try:
+        with write_transaction():
+            for r in profiles:
+                ProfileRow.update(api_key=codec.encrypt(r.api_key)).where(ProfileRow.id == r.id).execute()
+            for r in auths:
+                AuthProfileRow.update(token=codec.encrypt(r.token)).where(AuthProfileRow.id == r.id).execute()
+        if sqlite:
+            db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        if sqlite:
+            db.execute_sql("PRAGMA secure_delete = OFF")
+    return len(profiles) + len(auths)
+
+
 def upsert_auth_profile(name: str, kind: str, token: str, codec: SecretCodec) -> AuthProfile:
     ts = now_ms()
-    with database.atomic():
+    with write_transaction():
         row = AuthProfileRow.get_or_none(AuthProfileRow.name == name)
         if row is None:
             row = AuthProfileRow.create(name=name, kind=kind, token=codec.encrypt(token), created_at=ts, updated_at=ts)
