@@ -1,4 +1,4 @@
-"""The Quart application: proxy routes, health, and the management blueprints."""
+"""The Quart application: health, models and the management routes (proxy POSTs: see asgi.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import json
 import logging
 
 from quart import Quart, Response, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException
 
 from hermit import __version__
-from hermit.proxy.forward import Forwarder, ProxyError, Reply, error_body
+from hermit.proxy.forward import Forwarder, Reply, error_body
 
 log = logging.getLogger("hermit.access")
 
@@ -30,36 +30,6 @@ def create_app(services, forwarder: Forwarder) -> Quart:
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.extensions["hermit"] = services
     app.extensions["hermit.forwarder"] = forwarder
-
-    async def _proxied(endpoint: str) -> Response:
-        headers = request.headers
-        call = forwarder.new_call(endpoint, headers)
-        try:
-            raw = await request.get_data(cache=False)
-        except RequestEntityTooLarge:
-            limit = services.settings.max_body_bytes
-            return to_response(
-                forwarder.reject(
-                    call,
-                    ProxyError(413, f"request body is larger than the {limit} byte limit (HERMIT_MAX_BODY_BYTES)",
-                               "invalid_request_error", "request_too_large"),
-                )
-            )
-        if endpoint == "chat":
-            reply = await forwarder.chat(call, raw, headers)
-        else:
-            reply = await forwarder.embeddings(call, raw, headers)
-        return to_response(reply)
-
-    @app.post("/v1/chat/completions")
-    @app.post("/chat/completions")
-    async def chat_completions() -> Response:
-        return await _proxied("chat")
-
-    @app.post("/v1/embeddings")
-    @app.post("/embeddings")
-    async def embeddings() -> Response:
-        return await _proxied("embeddings")
 
     @app.get("/v1/models")
     @app.get("/models")

@@ -112,6 +112,7 @@ class Forwarder:
         self.auth = services.make_auth(client)
         self.pricer: Callable[[LedgerEntry], float | None] | None = services.price
         self._loop_cache: dict[str, bool] = {}
+        self._urls: dict[str, httpx.URL] = {}  # parsed once per upstream URL
 
     # -- ledger ---------------------------------------------------------------------------
 
@@ -338,7 +339,12 @@ class Forwarder:
         return self._finish_body(call, response, data)
 
     async def _send(self, call: Call, url: str, headers: dict[str, str], payload: bytes) -> httpx.Response:
-        request = self.client.build_request("POST", url, content=payload, headers=headers)
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) > 256:
+                self._urls.clear()
+            parsed = self._urls[url] = httpx.URL(url)
+        request = self.client.build_request("POST", parsed, content=payload, headers=headers)
         t = time.perf_counter()
         try:
             return await self.client.send(request, stream=True)

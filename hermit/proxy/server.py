@@ -14,6 +14,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from hermit.proxy.app import create_app
+from hermit.proxy.asgi import HermitASGI
 from hermit.proxy.forward import Forwarder
 from hermit.services.active import ActiveTarget
 
@@ -113,7 +114,8 @@ class ProxyServer:
             self.started.set()
 
         try:
-            await serve(self.app, self.config(), shutdown_trigger=_shutdown_trigger, mode="asgi")
+            asgi = HermitASGI(self.app, self.forwarder, self.services.settings.max_body_bytes)
+            await serve(asgi, self.config(), shutdown_trigger=_shutdown_trigger, mode="asgi")
         finally:
             self.state = "stopping"
             await self.active.stop()

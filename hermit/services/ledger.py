@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import collections
 import logging
-import queue
 import threading
 import time
 
@@ -12,72 +12,73 @@ from hermit.store import repos
 
 log = logging.getLogger("hermit.ledger")
 
-_STOP = object()
-MAX_BATCH = 1000
+MAX_BATCH = 2000
+LINGER_SECONDS = 0.02
 RETRY_SECONDS = 0.5
 
 
 class LedgerWriter:
-    """Accepts entries from any thread without blocking; commits them off the event loop.
+    """Accepts entries from any thread without blocking or waking anything; commits them off the loop.
 
-    Each batch is whatever queued while the previous commit ran, so under load rows are
-    committed within one transaction time of being submitted, and at rest immediately.
-    `close()` drains everything queued before returning.
+    `submit()` is a deque append. The writer thread wakes every LINGER_SECONDS (or at once on
+    flush/close), takes everything queued and commits it in one transaction, so under load a row
+    reaches the database within about one linger plus one commit, and the event loop never waits
+    on SQLite. `close()` drains everything queued before returning.
     """
 
     def __init__(self, on_written=None) -> None:
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="hermit-ledger-writer", daemon=True)
-        self._on_written = on_written
+        self._queue: collections.deque[LedgerEntry] = collections.deque()
+        self._wake = threading.Event()
+        self._markers: collections.deque[threading.Event] = collections.deque()
+        self._stopping = False
         self._closed = False
+        self._on_written = on_written
         self.written = 0
         self.failed_batches = 0
-        self._idle = threading.Event()
-        self._idle.set()
+        self._thread = threading.Thread(target=self._run, name="hermit-ledger-writer", daemon=True)
         self._thread.start()
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
 
     def submit(self, entry: LedgerEntry) -> None:
         if self._closed:
             raise RuntimeError("ledger writer is closed")
-        self._idle.clear()
-        self._queue.put(entry)
+        self._queue.append(entry)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything submitted so far is committed."""
         marker = threading.Event()
-        self._queue.put(marker)
+        self._markers.append(marker)
+        self._wake.set()
         return marker.wait(timeout)
 
     def close(self, timeout: float = 30.0) -> None:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(_STOP)
+        self._stopping = True
+        self._wake.set()
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        stop = False
-        while not stop:
-            item = self._queue.get()
-            batch: list[LedgerEntry] = []
-            markers: list[threading.Event] = []
-            while True:
-                if item is _STOP:
-                    stop = True
-                elif isinstance(item, threading.Event):
-                    markers.append(item)
-                else:
-                    batch.append(item)
-                if len(batch) >= MAX_BATCH:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
+        while True:
+            self._wake.wait(LINGER_SECONDS)
+            self._wake.clear()
+            stopping = self._stopping
+            markers = []
+            while self._markers:
+                markers.append(self._markers.popleft())
+            while self._queue:
+                batch = []
+                while self._queue and len(batch) < MAX_BATCH:
+                    batch.append(self._queue.popleft())
                 self._write(batch)
             for marker in markers:
                 marker.set()
+            if stopping and not self._queue:
+                return
 
     def _write(self, batch: list[LedgerEntry]) -> None:
         attempt = 0

@@ -52,12 +52,16 @@ class UpstreamAuth:
         self._github_tokens: dict[Any, str] = {}  # target identity -> GitHub token
         self._copilot_tokens: dict[str, Any] = {}  # GitHub token -> CopilotToken
         self._locks: dict[Any, asyncio.Lock] = {}
+        self._static: tuple[Target, str, dict[str, str]] | None = None  # headers of the last plain target
 
     async def resolve(self, target: Target, body: dict | None = None) -> tuple[str, dict[str, str]]:
         hook = self.hooks.get(target.provider.name)
         if hook is not None:
             return await hook(target, body)
-        return target.base_url, base_headers(target)
+        cached = self._static
+        if cached is None or cached[0] is not target:  # targets are immutable: one build per switch
+            cached = self._static = (target, target.base_url, base_headers(target))
+        return cached[1], cached[2]
 
     async def refused(self, target: Target, headers: Mapping[str, str] | None = None) -> bool:
         """Called after a 401; True when fresh credentials were obtained and a retry is worth it."""

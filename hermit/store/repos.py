@@ -323,16 +323,28 @@ def _nanousd(cost: float | None) -> int | None:
     return None if cost is None else int(round(cost * 1e9))
 
 
+_INSERT_SQL: dict[type, str] = {}
+
+
+def _insert_sql(db: peewee.Database) -> str:
+    sql = _INSERT_SQL.get(type(db))
+    if sql is None:
+        columns = ", ".join(f'"{c}"' for c in (*_LEDGER_COLUMNS, "cost_nanousd"))
+        marks = ", ".join([db.param] * (len(_LEDGER_COLUMNS) + 1))
+        sql = _INSERT_SQL[type(db)] = f'INSERT INTO "ledger" ({columns}) VALUES ({marks})'
+    return sql
+
+
 def insert_ledger(entries: Iterable[LedgerEntry]) -> int:
-    """Insert entries in one transaction; returns how many."""
+    """Insert entries in one transaction (one prepared statement, executemany); returns how many."""
     rows = [
         tuple(getattr(e, c) for c in _LEDGER_COLUMNS) + (_nanousd(e.cost_usd),) for e in entries
     ]
     if not rows:
         return 0
+    db = database.obj
     with database.atomic():
-        for start in range(0, len(rows), 500):
-            LedgerRow.insert_many(rows[start : start + 500], fields=_LEDGER_FIELDS).execute()
+        db.cursor().executemany(_insert_sql(db), rows)
     return len(rows)
 
 
