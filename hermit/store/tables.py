@@ -7,6 +7,7 @@ from peewee import (
     BigIntegerField,
     BooleanField,
     CharField,
+    CompositeKey,
     DatabaseProxy,
     FloatField,
     IntegerField,
@@ -108,3 +109,55 @@ class LedgerRow(BaseRow):
 
 
 ALL_TABLES = (ProfileRow, AuthProfileRow, AppStateRow, ActivationRow, LedgerRow)
+
+
+# -- analytics and billing (issue 4) --------------------------------------------------------
+
+
+class PriceOverrideRow(BaseRow):
+    """An operator's price for a model, optionally only for one provider or one profile.
+
+    Prices are integer nano-USD per million tokens, so 0.075 USD/M is 75_000_000 exactly.
+    '' in provider/profile means "any" (NULLs would defeat the unique key).
+    """
+
+    id = AutoField()
+    model = CharField(max_length=300)
+    provider = CharField(max_length=64, default="")
+    profile = CharField(max_length=200, default="")
+    input_nano = BigIntegerField()
+    output_nano = BigIntegerField()
+    cached_input_nano = BigIntegerField(null=True)
+    cache_write_nano = BigIntegerField(null=True)
+    reasoning_nano = BigIntegerField(null=True)
+    created_at = BigIntegerField()
+    updated_at = BigIntegerField()
+
+    class Meta:
+        table_name = "price_overrides"
+        indexes = ((("model", "provider", "profile"), True),)
+
+
+class LedgerRollupRow(BaseRow):
+    """Ledger sums per 15-minute slot and (provider, model, profile), kept by database triggers."""
+
+    bucket_start = BigIntegerField()  # epoch ms UTC, a multiple of 900_000
+    provider = CharField(max_length=64)
+    upstream_model = CharField(max_length=300)
+    profile_name = CharField(max_length=200, default="")  # '' = no profile
+    requests = BigIntegerField(default=0)
+    successful = BigIntegerField(default=0)
+    prompt_tokens = BigIntegerField(default=0)
+    completion_tokens = BigIntegerField(default=0)
+    total_tokens = BigIntegerField(default=0)
+    cached_tokens = BigIntegerField(default=0)
+    reasoning_tokens = BigIntegerField(default=0)
+    cost_nanousd = BigIntegerField(default=0)  # priced rows only
+    priced_requests = BigIntegerField(default=0)
+    unpriced_tokens = BigIntegerField(default=0)
+    latency_us = BigIntegerField(default=0)
+    quick_tests = BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "ledger_rollup"
+        primary_key = CompositeKey("bucket_start", "provider", "upstream_model", "profile_name")
