@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from conftest import FIXTURES as SHARED
 from hermit.sim.upstream import FakeUpstreamThread
 
-SHARED = Path(os.environ.get("HERMIT_STREAM_FIXTURES", "/work/shared/fixtures/streams"))
 CUT = b'data: {"choices":[{"delta":{"content":"a"}}]}\n\ndata: {"choices":[{"delta":{"content":"b"}}'
 MSGS = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi there friend"}]
 PROMPT = 2 + 3 + 3 + 3  # words + 3 per message
