@@ -1,0 +1,1 @@
+"""The Hermit TUI: a live traffic dashboard with the proxy running inside it (Textual)."""
