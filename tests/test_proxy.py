@@ -45,6 +45,7 @@ def test_overhead_header_on_every_response(hermit):
     overhead = float(raw.headers["x-hermit-overhead-ms"])
     (row,) = hermit.rows()
     assert 0 <= overhead <= row["latency_ms"]
+    assert abs(overhead - row["overhead_ms"]) < 0.001  # the header and the ledger say the same
     bad = httpx.post(hermit.v1 + "/chat/completions", content=b"{nope")
     assert "x-hermit-overhead-ms" in bad.headers
 

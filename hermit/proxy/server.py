@@ -21,16 +21,28 @@ from hermit.services.active import ActiveTarget
 log = logging.getLogger("hermit.server")
 
 
-def make_upstream_client(timeout: float, transport: str | None = None) -> httpx.AsyncClient:
-    """One pooled client for every upstream. aiohttp's transport measured ~5x faster than httpcore here."""
-    transport = (transport or os.environ.get("HERMIT_HTTP_TRANSPORT") or "aiohttp").lower()
+def make_upstream_pool(kind: str | None = None) -> httpx.AsyncBaseTransport:
+    """The one pooled transport for every upstream.
+
+    httpx stays the API; its transport is chosen by measurement (bench/bench_proxy.py
+    --transport both): over aiohttp it took ~5x less CPU per request than httpcore's pool at
+    concurrency 64. HERMIT_HTTP_TRANSPORT=httpx selects httpx's own transport.
+    """
+    kind = (kind or os.environ.get("HERMIT_HTTP_TRANSPORT") or "aiohttp").lower()
     limits = httpx.Limits(max_connections=512, max_keepalive_connections=256, keepalive_expiry=30)
-    timeouts = httpx.Timeout(timeout, connect=min(timeout, 15.0))
-    if transport == "aiohttp":
+    if kind == "aiohttp":
         from httpx_aiohttp import AiohttpTransport
 
-        return httpx.AsyncClient(transport=AiohttpTransport(limits=limits), timeout=timeouts, trust_env=False)
-    return httpx.AsyncClient(limits=limits, timeout=timeouts, trust_env=False)
+        return AiohttpTransport(limits=limits)
+    return httpx.AsyncHTTPTransport(limits=limits)
+
+
+def make_upstream_client(
+    timeout: float, transport: str | None = None, pool: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """An httpx client over the pool (for quick tests, model lists and token exchanges)."""
+    timeouts = httpx.Timeout(timeout, connect=min(timeout, 15.0))
+    return httpx.AsyncClient(transport=pool or make_upstream_pool(transport), timeout=timeouts, trust_env=False)
 
 
 class ProxyServer:
@@ -41,8 +53,9 @@ class ProxyServer:
         self.host = host
         self.port = port
         self.db_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hermit-db")
-        self.client = make_upstream_client(services.settings.request_timeout)
-        self.forwarder = Forwarder(services, self.client, listen=(host, port))
+        pool = make_upstream_pool()
+        self.client = make_upstream_client(services.settings.request_timeout, pool=pool)
+        self.forwarder = Forwarder(services, self.client, pool, listen=(host, port))
         self.active = ActiveTarget(services.profiles, self.db_executor, self._set_target)
         self.app = create_app(services, self.forwarder)
         self.app.extensions["hermit.executor"] = self.db_executor

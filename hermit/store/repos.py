@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Any, Iterable, Protocol
 
 import peewee
@@ -323,29 +324,45 @@ def _nanousd(cost: float | None) -> int | None:
     return None if cost is None else int(round(cost * 1e9))
 
 
-_INSERT_SQL: dict[type, str] = {}
+_ROW_OF = operator.attrgetter(*_LEDGER_COLUMNS)
+_INSERT_SQL: dict[tuple[type, int], str] = {}
+_INSERT_CHUNK = 500  # rows per statement: 26 parameters each stays under SQLite's 32,766
 
 
-def _insert_sql(db: peewee.Database) -> str:
-    sql = _INSERT_SQL.get(type(db))
+def _insert_sql(db: peewee.Database, rows: int) -> str:
+    key = (type(db), rows)
+    sql = _INSERT_SQL.get(key)
     if sql is None:
         columns = ", ".join(f'"{c}"' for c in (*_LEDGER_COLUMNS, "cost_nanousd"))
-        marks = ", ".join([db.param] * (len(_LEDGER_COLUMNS) + 1))
-        sql = _INSERT_SQL[type(db)] = f'INSERT INTO "ledger" ({columns}) VALUES ({marks})'
+        one = "(" + ", ".join([db.param] * (len(_LEDGER_COLUMNS) + 1)) + ")"
+        sql = f'INSERT INTO "ledger" ({columns}) VALUES ' + ", ".join([one] * rows)
+        if len(_INSERT_SQL) > 64:
+            _INSERT_SQL.clear()
+        _INSERT_SQL[key] = sql
     return sql
 
 
 def insert_ledger(entries: Iterable[LedgerEntry]) -> int:
-    """Insert entries in one transaction (one prepared statement, executemany); returns how many."""
-    rows = [
-        tuple(getattr(e, c) for c in _LEDGER_COLUMNS) + (_nanousd(e.cost_usd),) for e in entries
-    ]
-    if not rows:
+    """Insert entries in one transaction, a few hundred rows per statement; returns how many.
+
+    One multi-row statement per chunk means one trip into SQLite (which runs without the GIL)
+    instead of one per row, so the writer thread hands the GIL back and forth with the event
+    loop a couple of times per batch, not twice per row.
+    """
+    entries = list(entries)
+    if not entries:
         return 0
     db = database.obj
     with database.atomic():
-        db.cursor().executemany(_insert_sql(db), rows)
-    return len(rows)
+        cursor = db.cursor()
+        for start in range(0, len(entries), _INSERT_CHUNK):
+            chunk = entries[start : start + _INSERT_CHUNK]
+            params: list[Any] = []
+            for e in chunk:
+                params.extend(_ROW_OF(e))
+                params.append(_nanousd(e.cost_usd))
+            cursor.execute(_insert_sql(db, len(chunk)), params)
+    return len(entries)
 
 
 def ledger_entry(row: dict[str, Any]) -> LedgerEntry:
