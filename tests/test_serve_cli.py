@@ -13,7 +13,7 @@ import pytest
 from conftest import HERMIT, ServeProcess, free_port, run_cli
 
 
-@pytest.mark.parametrize("argv", [["--headless", "serve"], ["serve"], ["server"]])
+@pytest.mark.parametrize("argv", [["--headless", "serve"], ["serve"], ["server"], ["server", "--reload"]])
 def test_serve_and_its_aliases_answer_health(base_env, argv):
     port = free_port()
     proc = subprocess.Popen([*HERMIT, *argv, "--port", str(port)], env=base_env, stdin=subprocess.DEVNULL,

@@ -81,6 +81,7 @@ def build_parser() -> Parser:
         p.add_argument("--host", help="address to listen on (default HERMIT_HOST or 127.0.0.1)")
         p.add_argument("--port", type=int, help="port to listen on (default HERMIT_PORT or 8800)")
         p.add_argument("--log-level", choices=LOG_LEVELS, help="log level for this run (default: `hermit config get log-level`)")
+        p.add_argument("--reload", action="store_true", help=argparse.SUPPRESS)  # the old uvicorn flag: accepted, ignored
 
     for name in ("tui", "demo"):
         p = _sub(sub, name, name, "full-screen TUI with the proxy inside" if name == "tui" else

@@ -50,6 +50,9 @@ def run(args) -> int:
             "network. Set HERMIT_ADMIN_TOKEN=<a long random string> (clients then send "
             "`Authorization: Bearer <token>` to /profiles, /analytics, ...) or listen on 127.0.0.1"
         )
+    if getattr(args, "reload", False):
+        print("hermit: --reload is not needed (profiles and the log level change without a restart); ignoring it",
+              file=sys.stderr)
     config = ConfigService()
     level = args.log_level or config.log_level()
     configure_logging(level)
