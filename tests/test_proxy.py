@@ -294,3 +294,38 @@ def test_in_flight_stream_finishes_on_the_profile_it_started_with(make_server, u
     row = srv.rows()[0]
     assert row["profile_name"] == "default" and row["upstream_model"] == "fake-model-a"
     assert row["status_code"] == 200
+
+
+def test_an_upstream_echoing_the_key_never_puts_it_in_the_ledger_or_log(make_server, base_env, tmp_path, caplog):
+    import http.server
+    import threading
+
+    class Echo(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            self.rfile.read(int(self.headers["content-length"]))
+            body = json.dumps({"error": {"message": f"Incorrect API key provided: {self.headers['authorization'][7:]}",
+                                         "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}).encode()
+            self.send_response(401)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    echo = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=echo.serve_forever, daemon=True).start()
+    try:
+        srv = make_server(HERMIT_DEFAULT_BASE_URL=f"http://127.0.0.1:{echo.server_address[1]}/v1")
+        with caplog.at_level("INFO"):
+            response = httpx.post(srv.v1 + "/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "x"}]})
+        assert response.status_code == 401  # the upstream's own answer is passed through as it is
+        (row,) = srv.rows()
+        key = base_env["HERMIT_DEFAULT_API_KEY"]
+        assert key not in row["error"] and "sk-…0001" in row["error"]
+        assert key not in caplog.text
+        for part in tmp_path.glob("hermit.db*"):  # the database and its write-ahead log
+            assert key.encode() not in part.read_bytes(), part
+    finally:
+        echo.shutdown()

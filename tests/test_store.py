@@ -126,5 +126,5 @@ def test_bootstrap_profile_only_on_first_run(cli, base_env):
 
 def test_secrets_are_not_stored_in_plain_text(cli, base_env, tmp_path):
     assert cli("profiles", "list").returncode == 0
-    raw = (tmp_path / "hermit.db").read_bytes()
-    assert b"sk-test-upstream-key-0001" not in raw
+    for part in tmp_path.glob("hermit.db*"):  # the database and its write-ahead log
+        assert b"sk-test-upstream-key-0001" not in part.read_bytes(), part

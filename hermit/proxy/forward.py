@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 import httpx
 
 from hermit.core import providers as prov
-from hermit.core.models import LedgerEntry, now_ms
+from hermit.core.models import LedgerEntry, hint, now_ms
 from hermit.core.usage import (
     USAGE_NONE,
     SSEParser,
@@ -150,7 +150,7 @@ class Forwarder:
             client=call.client,
             project=call.project,
             user=call.user,
-            error=error[:2000] if error else None,
+            error=_scrub(error, target)[:2000] if error else None,
         )
         if self.pricer is not None:
             try:
@@ -533,6 +533,14 @@ def _as_model_list(payload: Any, target: Target) -> dict:
                 data.append({"id": item["id"], "object": "model", "created": 0, "owned_by": item.get("publisher") or target.provider.name})
         return {"object": "list", "data": data}
     return {"object": "list", "data": []}
+
+
+def _scrub(text: str, target: Target | None) -> str:
+    """Never let an upstream that echoes the key put it whole into the ledger or the log."""
+    key = target.api_key if target is not None else None
+    if key and isinstance(key, str) and len(key) >= 8 and key in text:
+        text = text.replace(key, hint(key) or "…")
+    return text
 
 
 def _timed_out(exc: BaseException) -> bool:
