@@ -210,6 +210,10 @@ class FakeUpstream:
     def clear(self) -> None:
         self.requests.clear()
 
+    def rewrite_target(self, method: str, target: str, body: bytes) -> str:
+        """Hook for subclasses: pick a scenario per request by rewriting its path (as is here)."""
+        return target
+
     def next_id(self, prefix: str) -> str:
         self._seq += 1
         return f"{prefix}-fake{self._seq}"
@@ -427,6 +431,7 @@ class _Conn(asyncio.Protocol):
 
     def dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes, ka: bool) -> None:
         srv = self.srv
+        target = srv.rewrite_target(method, target, body)
         path = target.split("?", 1)[0]
         spec = None
         if path.startswith("/s/"):

@@ -34,22 +34,6 @@ DEMO_MODELS = (  # for the seeded history: model, profile index, endpoint, USD p
 )
 
 
-class _DemoConn(sim._Conn):
-    """Picks the fake upstream's scenario from a friendly model name instead of a fake-* one."""
-
-    def dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes, ka: bool) -> None:
-        srv: DemoUpstream = self.srv  # type: ignore[assignment]
-        if target.startswith("/flaky/"):
-            target = target[len("/flaky"):]
-            if not _is_probe(body) and next(srv.flaky) % FLAKY_EVERY == FLAKY_EVERY - 1:
-                target = "/s/error-503" + target
-        elif target.startswith("/v1/") and body:
-            spec = srv.scenario_for(body)
-            if spec:
-                target = f"/s/{spec}{target}"
-        super().dispatch(method, target, headers, body, ka)
-
-
 def _is_probe(body: bytes) -> bool:
     return b'"content":"ping"' in body.replace(b" ", b"")
 
@@ -62,10 +46,17 @@ class DemoUpstream(sim.FakeUpstreamThread):
         self.flaky = itertools.count()
         super().__init__(record=False)
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _DemoConn(self), host, port, backlog=1024)
-        self.port = self._server.sockets[0].getsockname()[1]
+    def rewrite_target(self, method: str, target: str, body: bytes) -> str:
+        """Pick the scenario from a friendly model name (gpt-4o, ...) instead of a fake-* one."""
+        if target.startswith("/flaky/"):
+            target = target[len("/flaky"):]
+            if not _is_probe(body) and next(self.flaky) % FLAKY_EVERY == FLAKY_EVERY - 1:
+                target = "/s/error-503" + target
+        elif target.startswith("/v1/") and body:
+            spec = self.scenario_for(body)
+            if spec:
+                target = f"/s/{spec}{target}"
+        return target
 
     def scenario_for(self, body: bytes) -> str | None:
         try:
