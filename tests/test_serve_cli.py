@@ -92,3 +92,24 @@ def test_help_and_cli_paths_do_not_import_textual_or_quart(base_env):
     code = "import sys; from hermit.cli import build_parser; build_parser(); print(sorted(m for m in ('textual','quart','hypercorn','httpx') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], env=base_env, capture_output=True, text=True, timeout=20)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_providers_lists_every_provider_with_its_aliases(base_env):
+    import json
+
+    result = run_cli(base_env, "--headless", "providers", "--json")
+    assert result.returncode == 0, result.stderr
+    data = {p["name"]: p for p in json.loads(result.stdout)["data"]}
+    assert len(data) == 20
+    assert data["xai-grok"]["aliases"] == ["xai", "grok"]
+    assert data["ollama"]["base_url"] == "http://localhost:11434/v1" and data["ollama"]["local"]
+
+
+def test_json_flag_before_the_command_and_database_url_override(base_env, tmp_path):
+    import json
+
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    result = run_cli(base_env, "--json", "--database-url", other, "profiles", "list")
+    assert result.returncode == 0, result.stderr
+    assert [p["name"] for p in json.loads(result.stdout)["data"]] == ["default"]
+    assert (tmp_path / "other.db").exists()
