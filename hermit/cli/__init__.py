@@ -93,7 +93,7 @@ def build_parser() -> Parser:
 
     profiles = _sub(sub, "profiles", "help:profiles", "saved upstream profiles")
     psub = profiles.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
-    _sub(psub, "list", "profiles.list", "list saved profiles")
+    _sub(psub, "list", "profiles.list_profiles", "list saved profiles")
     _sub(psub, "current", "profiles.current", "show the active profile")
     p = _sub(psub, "history", "profiles.history", "activations over time")
     p.add_argument("--limit", type=int, default=50)

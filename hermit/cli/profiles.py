@@ -69,7 +69,7 @@ def _print_one(services, profile, as_json: bool, verb: str | None = None) -> Non
         print(f"{key.ljust(width)}  {'-' if value is None else value}")
 
 
-def list(args) -> int:  # noqa: A001 - the command's name
+def list_profiles(args) -> int:
     services = services_from(args)
     _print_profiles(services, services.profiles.list(), wants_json(args))
     return 0
@@ -216,4 +216,4 @@ def providers(args) -> int:
     return 0
 
 
-__all__ = ["list", "current", "history", "add", "update", "delete", "activate", "test", "providers", "iso_from_ms"]
+__all__ = ["list_profiles", "current", "history", "add", "update", "delete", "activate", "test", "providers", "iso_from_ms"]
