@@ -110,14 +110,13 @@ def _quick_test(services, target) -> None:
 
 
 def add(args) -> int:
-    from hermit.services.profiles import clean_fields, draft_profile
+    from hermit.services.profiles import clean_fields
 
     fields = clean_fields(_fields(args), creating=True)
     services = services_from(args)
-    services.profiles.ensure_name_free(fields["name"])
-    services.profiles.check_references(fields)
+    target = services.profiles.vet_new(fields)
     if not args.skip_test:
-        _quick_test(services, services.profiles.target(draft_profile(fields)))
+        _quick_test(services, target)
     profile = services.profiles.add(fields)
     if args.activate:
         profile = services.profiles.activate(profile.id, "cli")
@@ -126,16 +125,14 @@ def add(args) -> int:
 
 
 def update(args) -> int:
-    from hermit.services.profiles import CONNECTION_FIELDS, clean_fields, draft_profile
+    from hermit.services.profiles import clean_fields
 
     changes = clean_fields(_fields(args), creating=False)
     services = services_from(args)
     existing = services.profiles.get(args.id_or_name)
-    services.profiles.ensure_name_free(changes.get("name"), existing.id)
-    services.profiles.check_references(changes)
-    needs_test = any(k in changes for k in CONNECTION_FIELDS) or (args.activate and not existing.is_active)
-    if not args.skip_test and needs_test:
-        _quick_test(services, services.profiles.target(draft_profile(changes, existing)))
+    target = services.profiles.vet_changes(existing, changes, activate=args.activate)
+    if not args.skip_test and target is not None:
+        _quick_test(services, target)
     profile = services.profiles.update(existing.id, changes)
     if args.activate:
         profile = services.profiles.activate(profile.id, "cli")

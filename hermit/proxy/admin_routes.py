@@ -245,15 +245,14 @@ def register(app: Quart, services, forwarder) -> None:
     @app.post("/profiles")
     @_managed
     async def create_profile() -> Response:
-        from hermit.services.profiles import clean_fields, draft_profile
+        from hermit.services.profiles import clean_fields
 
         body = await _body(required=True)
         fields = clean_fields(_profile_fields(body, creating=True), creating=True)
         activate, skip_test = _flag(body, "activate"), _flag(body, "skip_test")
-        await db(profiles.ensure_name_free, fields["name"])
-        await db(profiles.check_references, fields)
+        target = await db(profiles.vet_new, fields)
         if not skip_test:
-            await quick_test(profiles.target(draft_profile(fields)))
+            await quick_test(target)
         profile = await db(profiles.add, fields)
         if activate:
             profile = await db(profiles.activate, profile.id, "http")
@@ -289,16 +288,15 @@ def register(app: Quart, services, forwarder) -> None:
     @app.put("/profiles/<id_or_name>")
     @_managed
     async def update_profile(id_or_name: str) -> Response:
-        from hermit.services.profiles import CONNECTION_FIELDS, clean_fields, draft_profile
+        from hermit.services.profiles import clean_fields
 
         body = await _body(required=True)
         existing = await db(profiles.get, id_or_name)
         changes = clean_fields(_profile_fields(body, creating=False), creating=False)
         activate, skip_test = _flag(body, "activate"), _flag(body, "skip_test")
-        await db(profiles.ensure_name_free, changes.get("name"), existing.id)
-        await db(profiles.check_references, changes)
-        if not skip_test and (any(k in changes for k in CONNECTION_FIELDS) or (activate and not existing.is_active)):
-            await quick_test(profiles.target(draft_profile(changes, existing)))
+        target = await db(functools.partial(profiles.vet_changes, existing, changes, activate=activate))
+        if not skip_test and target is not None:
+            await quick_test(target)
         profile = await db(profiles.update, existing.id, changes)
         if activate:
             profile = await db(profiles.activate, profile.id, "http")

@@ -247,6 +247,22 @@ class ProfileService:
                 f"auth_profile_id {auth_id} does not exist (see `hermit auth list`)", "auth_profile_id"
             )
 
+    def vet_new(self, fields: Mapping[str, Any]) -> Target:
+        """Check cleaned fields can be saved (name free, references exist) before a quick test is
+        spent on them; returns the target that quick test uses. One rule for CLI, HTTP and TUI."""
+        self.ensure_name_free(fields["name"])
+        self.check_references(fields)
+        return self.target(draft_profile(fields))
+
+    def vet_changes(self, existing: Profile, changes: Mapping[str, Any], *, activate: bool = False) -> Target | None:
+        """The same for an update; None when it needs no quick test (no connection field changes
+        and no switch to an inactive profile)."""
+        self.ensure_name_free(changes.get("name"), existing.id)
+        self.check_references(changes)
+        if any(k in changes for k in CONNECTION_FIELDS) or (activate and not existing.is_active):
+            return self.target(draft_profile(changes, existing))
+        return None
+
     def add(self, fields: Mapping[str, Any]) -> Profile:
         fields = clean_fields(fields, creating=True)
         self.check_references(fields)

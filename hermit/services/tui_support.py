@@ -7,18 +7,17 @@ Everything here that touches the database is synchronous and meant to run on `Db
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
 import httpx
 
 from hermit.core.models import LedgerEntry, Profile
 from hermit.services.events import ProfileActivated, RequestFinished
 from hermit.services.probe import ProbeResult, probe
-from hermit.services.profiles import Target, clean_fields, resolve_target
+from hermit.services.profiles import Target
 
 T = TypeVar("T")
 
@@ -108,21 +107,6 @@ def profile_rows(services) -> list[dict[str, Any]]:
         data["last_used_ms"] = last.get(profile.id)
         out.append(data)
     return out
-
-
-def draft_target(services, fields: Mapping[str, Any], existing: Profile | None = None) -> tuple[dict[str, Any], Target]:
-    """Validate form fields (ValidationError names the field) and the target they would use."""
-    changes = clean_fields(fields, creating=existing is None)
-    if existing is None:
-        draft = Profile(
-            0, changes["name"], changes["provider"], changes.get("base_url"), changes.get("model"),
-            changes.get("api_key"), changes.get("default_max_tokens"),
-            bool(changes.get("allow_client_model_override")), changes.get("embedding_model"),
-            changes.get("auth_profile_id"), False, 0, 0, None,
-        )
-    else:
-        draft = dataclasses.replace(existing, **changes)
-    return changes, resolve_target(draft, services.settings.env or {})
 
 
 async def activate(services, db: DbThread, id_or_name: str | int, source: str = "tui") -> Profile:

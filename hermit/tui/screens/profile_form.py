@@ -215,8 +215,12 @@ class ProfileForm(ModalScreen[str | None]):
             if not changes and existing is not None:
                 self.dismiss(existing.name)
                 return
-            cleaned, target = tui_support.draft_target(services, changes, existing)
-            if not skip:
+            cleaned = clean_fields(changes, creating=existing is None)
+            if existing is None:
+                target = await db.call(services.profiles.vet_new, cleaned)
+            else:
+                target = await db.call(services.profiles.vet_changes, existing, cleaned)
+            if not skip and target is not None:
                 self.status(f"quick test of {target.provider.name} {target.model} at {target.base_url}…", "busy")
                 result = await tui_support.quick_test(services, target, db)
                 if not result.ok:
