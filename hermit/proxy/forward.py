@@ -544,11 +544,7 @@ def _scrub(text: str, target: Target | None) -> str:
 
 
 def _timed_out(exc: BaseException) -> bool:
-    """httpx-aiohttp maps every aiohttp connection error to a timeout class; look at the cause."""
-    cause = exc.__cause__
-    if cause is None or isinstance(cause, httpx.HTTPError):
-        return isinstance(exc, httpx.TimeoutException)
-    return isinstance(cause, (asyncio.TimeoutError, TimeoutError)) or "Timeout" in type(cause).__name__
+    return isinstance(exc, (httpx.TimeoutException, asyncio.TimeoutError))
 
 
 def _describe(exc: BaseException) -> str:

@@ -31,9 +31,9 @@ def make_upstream_pool(kind: str | None = None) -> httpx.AsyncBaseTransport:
     kind = (kind or os.environ.get("HERMIT_HTTP_TRANSPORT") or "aiohttp").lower()
     limits = httpx.Limits(max_connections=512, max_keepalive_connections=256, keepalive_expiry=30)
     if kind == "aiohttp":
-        from httpx_aiohttp import AiohttpTransport
+        from hermit.proxy.pool import AiohttpPool
 
-        return AiohttpTransport(limits=limits)
+        return AiohttpPool(limits=limits)
     return httpx.AsyncHTTPTransport(limits=limits)
 
 

@@ -91,7 +91,8 @@ def _is_tls(e: BaseException) -> bool:
 def classify_exception(exc: BaseException, timeout: float) -> tuple[str, str]:
     """(reason, plain message) for a failure to get an answer at all.
 
-    httpx-aiohttp reports every connection failure as a timeout, so the whole cause chain is read.
+    The cause chain is read: the exception that names the reason (DNS, refused, TLS) is often
+    wrapped by the httpx one (see hermit.proxy.pool).
     """
     chain = _chain(exc)
     for e in chain:
