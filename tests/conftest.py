@@ -229,3 +229,15 @@ def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+async def until(pilot, predicate, timeout: float = 10.0, what: str = "condition"):
+    """In a Textual Pilot test: pause until `predicate` returns something truthy (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.03)

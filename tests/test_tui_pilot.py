@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
+from conftest import until
 from hermit.services import tui_support
 from hermit.tui.sample import make_sample_app, settle
 
 pytestmark = pytest.mark.asyncio
-
-
-async def until(pilot, predicate, timeout: float = 8.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.03)
 
 
 def upstream_profiles(upstream):

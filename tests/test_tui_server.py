@@ -11,23 +11,13 @@ import time
 import httpx
 import pytest
 
+from conftest import until
 from hermit.services import tui_support
 from hermit.settings import Settings
 from hermit.tui.app import HermitApp
 from hermit.tui.sample import settle
 
 pytestmark = pytest.mark.asyncio
-
-
-async def until(pilot, predicate, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.03)
 
 
 async def quit_app(pilot) -> None:
