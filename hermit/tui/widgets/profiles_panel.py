@@ -230,15 +230,20 @@ class ProfilesPanel(Vertical):
 
     # -- workers ----------------------------------------------------------------------------
 
+    async def _quick_test(self, profile_id: int, name: str, purpose: str = ""):
+        """Quick-test a saved profile, saying what is being tested while it runs."""
+        services, db = self.app.services, self.app.db
+        profile = await db.call(services.profiles.get, profile_id)
+        target = services.profiles.target(profile)
+        self.busy(f"Quick test of {name} ({target.provider.name}, {target.model}){purpose}…")
+        return await tui_support.quick_test(services, target, db)
+
     @work(exclusive=True, group="profile-op", exit_on_error=False)
     async def activate(self, profile_id: int, name: str) -> None:
         app = self.app
         services, db = app.services, app.db
         try:
-            profile = await db.call(services.profiles.get, profile_id)
-            target = services.profiles.target(profile)
-            self.busy(f"Quick test of {name} ({target.provider.name}, {target.model}) before switching…")
-            result = await tui_support.quick_test(services, target, db)
+            result = await self._quick_test(profile_id, name, " before switching")
             if not result.ok:
                 self.result(False, f"quick test failed, {name} not activated: {result.message}")
                 return
@@ -253,13 +258,8 @@ class ProfilesPanel(Vertical):
 
     @work(exclusive=True, group="profile-op", exit_on_error=False)
     async def test(self, profile_id: int, name: str) -> None:
-        app = self.app
-        services, db = app.services, app.db
         try:
-            profile = await db.call(services.profiles.get, profile_id)
-            target = services.profiles.target(profile)
-            self.busy(f"Quick test of {name} ({target.provider.name}, {target.model})…")
-            result = await tui_support.quick_test(services, target, db)
+            result = await self._quick_test(profile_id, name)
         except Exception as exc:  # noqa: BLE001
             self.result(False, f"could not test {name}: {tui_support.describe_open_error(exc)}")
             return
