@@ -329,3 +329,32 @@ def test_an_upstream_echoing_the_key_never_puts_it_in_the_ledger_or_log(make_ser
             assert key.encode() not in part.read_bytes(), part
     finally:
         echo.shutdown()
+
+
+def test_profile_embedding_model_overrides_the_clients(make_server, upstream):
+    srv = make_server()
+    srv.services.profiles.update("default", {"embedding_model": "text-embedding-3-large"})
+    assert wait_for(lambda: srv.server.forwarder.target.embedding_model == "text-embedding-3-large", 3)
+    upstream.clear()
+    sdk(srv).embeddings.create(model="whatever-the-client-says", input="hello")
+    assert upstream.requests[-1].json["model"] == "text-embedding-3-large"
+    (row,) = srv.rows()
+    assert (row["upstream_model"], row["client_model"]) == ("text-embedding-3-large", "whatever-the-client-says")
+
+
+def test_strict_providers_get_no_unknown_client_fields(make_server, upstream):
+    srv = make_server()
+    srv.services.profiles.update("default", {"provider": "gemini"})  # Gemini 400s on unknown fields
+    assert wait_for(lambda: srv.server.forwarder.target.provider.name == "google-gemini", 3)
+    upstream.clear()
+    httpx.post(srv.v1 + "/chat/completions", json={
+        "model": "m", "messages": [{"role": "user", "content": "x"}], "top_k": 5, "temperature": 0.2,
+    })
+    sent = upstream.requests[-1].json
+    assert "top_k" not in sent and sent["temperature"] == 0.2
+
+
+def test_request_id_header_names_the_ledger_row(hermit):
+    raw = sdk(hermit).chat.completions.with_raw_response.create(model="x", messages=[{"role": "user", "content": "hi"}])
+    (row,) = hermit.rows()
+    assert raw.headers["x-hermit-request-id"] == row["request_id"]
