@@ -122,7 +122,7 @@ def test_profile_events_are_counted(feed):
 
 def test_formatting():
     assert compact(999) == "999" and compact(1234) == "1.2k" and compact(5_600_000) == "5.6M"
-    assert money(None) == "?" and money(0) == "$0" and money(0.0123) == "$0.0123"
+    assert money(None) == "?" and money(0) == "$0.00" and money(0.0123) == "$0.0123"
     assert money(0.000092) == "$0.000092" and money(1e-9) == "<$0.00001" and money(12.5) == "$12.50"
     assert all(len(money(v)) <= 9 for v in (1e-9, 0.0000123, 0.5, 9.99, 1234.5))
     assert duration(None) == "-" and duration(250) == "250ms" and duration(2500) == "2.5s"

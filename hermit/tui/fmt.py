@@ -26,7 +26,7 @@ def money(usd: float | None, *, places: int | None = None) -> str:
     if usd is None:
         return UNPRICED
     if usd == 0:
-        return "$0"
+        return "$0.00"  # free on purpose (local models), as in `hermit report`
     if places is not None:
         return f"${usd:,.{places}f}"
     if abs(usd) >= 10:
